@@ -1,0 +1,88 @@
+"""The one place that decides what a user may see or change.
+
+Rules (PRODUCT.md E1, RELIABILITY.md decisions 1-2):
+- a rep sees and changes the records they own;
+- a manager sees and changes the records of their team (and their own);
+- an admin sees and changes everything;
+- reference data (pipelines, stages, channels, lost reasons, teams, users) is readable by
+  every active user and changeable by admins only;
+- a record outside the viewer's scope does not exist for them: ``NotFound``, never 403.
+
+Every query that returns user data is narrowed with :func:`scope`; every write checks
+:func:`ensure_can_change` (services do this, so API, CLI and pages share it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from loudou.auth.models import Role, User
+from loudou.errors import NotFound, PermissionDenied, ValidationFailed
+
+S = TypeVar("S", bound=sa.Select[Any])
+
+#: Models whose rows belong to an owner and a team (the narrowed ones).
+OWNED_ENTITIES = ("Deal", "Company", "Contact", "Activity", "Task")
+
+
+def _is_owned(model: Any) -> bool:
+    return getattr(model, "__name__", "") in OWNED_ENTITIES
+
+
+def scope(stmt: S, viewer: User, model: Any) -> S:
+    """Narrow a SELECT over ``model`` to the rows ``viewer`` may see."""
+    if not viewer.is_active:
+        return stmt.where(sa.false())
+    if not _is_owned(model) or viewer.role == Role.admin:
+        return stmt
+    if viewer.role == Role.manager and viewer.team_id is not None:
+        return stmt.where(sa.or_(model.team_id == viewer.team_id, model.owner_id == viewer.id))
+    return stmt.where(model.owner_id == viewer.id)
+
+
+def can_see(viewer: User, obj: Any) -> bool:
+    if not viewer.is_active:
+        return False
+    if not _is_owned(type(obj)) or viewer.role == Role.admin:
+        return True
+    if obj.owner_id == viewer.id:
+        return True
+    return viewer.role == Role.manager and viewer.team_id is not None and obj.team_id == viewer.team_id
+
+
+def can_change(viewer: User, obj: Any) -> bool:
+    if not viewer.is_active:
+        return False
+    if not _is_owned(type(obj)):
+        return viewer.role == Role.admin
+    return can_see(viewer, obj)
+
+
+def ensure_visible(viewer: User, obj: Any, what: str, ident: object) -> None:
+    """Raise NotFound for a missing row and for one the viewer may not see alike."""
+    if obj is None or not can_see(viewer, obj):
+        raise NotFound(f"{what} {ident} not found")
+
+
+def ensure_can_change(viewer: User, obj: Any, what: str, ident: object) -> None:
+    ensure_visible(viewer, obj, what, ident)
+    if not can_change(viewer, obj):
+        raise PermissionDenied(f"you may not change {what} {ident}")
+
+
+def ensure_admin(viewer: User) -> None:
+    if not viewer.is_active or viewer.role != Role.admin:
+        raise PermissionDenied("only an admin may do this")
+
+
+def assignable_owner(viewer: User, owner: User | None) -> None:
+    """Who may be made owner of a record: reps only themselves, managers their team."""
+    if owner is None or viewer.role == Role.admin:
+        return
+    if owner.id == viewer.id:
+        return
+    if viewer.role == Role.manager and owner.team_id is not None and owner.team_id == viewer.team_id:
+        return
+    raise ValidationFailed("you may not assign records to this user", field="owner_id")

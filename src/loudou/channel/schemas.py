@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ChannelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=80)
+    name_en: str | None = Field(default=None, max_length=80)
+    kind: str = Field(default="manual", max_length=20)
+    is_active: bool = True
+
+
+class ChannelUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=80)
+    name_en: str | None = Field(default=None, max_length=80)
+    kind: str | None = Field(default=None, max_length=20)
+    is_active: bool | None = None
+
+
+class SpendSet(BaseModel):
+    """Spend of one month; ``month`` may be any day of it and is stored as its first day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    month: dt.date
+    amount: Decimal = Field(ge=0, max_digits=14, decimal_places=2)
+    currency: str = Field(default="CNY", min_length=3, max_length=3)
+
+    @field_validator("month")
+    @classmethod
+    def _first_day(cls, value: dt.date) -> dt.date:
+        return value.replace(day=1)

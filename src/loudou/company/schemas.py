@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CompanyFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    industry: str | None = Field(default=None, max_length=80)
+    city: str | None = Field(default=None, max_length=80)
+    website: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=254)
+    owner_id: int | None = None
+
+
+class CompanyCreate(CompanyFields):
+    name: str = Field(min_length=1, max_length=200)  # type: ignore[assignment]
+
+
+class CompanyUpdate(CompanyFields):
+    version: int
+
+
+class CompanyFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    owner_id: int | None = None
+    team_id: int | None = None
+    industry: str | None = None
+    city: str | None = None
+    q: str | None = Field(default=None, max_length=200)

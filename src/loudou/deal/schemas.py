@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from loudou.deal.models import DealStatus
+
+Money = Decimal
+
+
+class DealFields(BaseModel):
+    """Fields a user may set on a deal (create, update, or alongside a stage move)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    owner_id: int | None = None
+    company_id: int | None = None
+    contact_id: int | None = None
+    channel_id: int | None = None
+    amount: Money | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    expected_close_date: dt.date | None = None
+    description: str | None = None
+
+    @field_validator("currency")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        if value is not None and not value.isalpha():
+            raise ValueError("currency must be a 3-letter ISO code such as CNY")
+        return value.upper() if value else value
+
+
+class DealCreate(DealFields):
+    title: str = Field(min_length=1, max_length=200)  # type: ignore[assignment]
+    pipeline_id: int | None = None
+    stage_id: int | None = None
+    checklist: list[str] = Field(default_factory=list)
+
+
+class DealUpdate(DealFields):
+    version: int
+
+
+class DealMove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stage_id: int
+    version: int
+    fields: DealFields | None = None
+    checklist: list[str] = Field(default_factory=list)
+
+
+class DealClose(BaseModel):
+    """Win, lose or disqualify. Lose and disqualify need a reason (id or its name)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    version: int
+    lost_reason_id: int | None = Field(default=None, alias="reason_id")
+    reason: str | None = Field(default=None, max_length=500)
+    note: str | None = Field(default=None, max_length=5000)
+    amount: Money | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+
+
+class DealReopen(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int
+    stage_id: int | None = None
+
+
+class DealFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline_id: int | None = None
+    stage_id: int | None = None
+    status: DealStatus | None = None
+    owner_id: int | None = None
+    team_id: int | None = None
+    channel_id: int | None = None
+    company_id: int | None = None
+    contact_id: int | None = None
+    created_from: dt.date | None = None
+    created_to: dt.date | None = None
+    closed_from: dt.date | None = None
+    closed_to: dt.date | None = None
+    amount_min: Money | None = None
+    amount_max: Money | None = None
+    q: str | None = Field(default=None, max_length=200)
