@@ -16,11 +16,23 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from loudou.errors import ValidationFailed
 
 MAX_LIMIT = 500
+
+
+class ListQuery(BaseModel):
+    """Paging and sorting parameters every list accepts; domain filters extend it.
+    Unknown parameters are refused (422 naming them) rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sort: str | None = Field(default=None, max_length=40, description="column, '-column' for descending")
+    cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page")
+    limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -123,3 +135,39 @@ def keyset_page(
         last = rows[-1]
         next_cursor = encode_cursor(sort, getattr(last, sort.column), last.id)
     return rows, next_cursor
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def apply_filters(stmt: sa.Select[Any], model: Any, filters: BaseModel, *,
+                  ranges: dict[str, tuple[str, str]] | None = None,
+                  text_columns: Sequence[str] = ()) -> sa.Select[Any]:
+    """Equality filters for every set filter field that is a column of ``model``; date
+    ranges ``{column: (from_field, to_field)}`` (inclusive days, UTC); ``q`` as a
+    case-insensitive substring over ``text_columns``."""
+    ranges = ranges or {}
+    range_fields = {f for pair in ranges.values() for f in pair}
+    for field, value in filters:
+        if value is None or field in range_fields or field in ("sort", "cursor", "limit", "q"):
+            continue
+        column = getattr(model, field, None)
+        if isinstance(column, sa.orm.InstrumentedAttribute):
+            stmt = stmt.where(column == value)
+    for column_name, (from_field, to_field) in ranges.items():
+        column = getattr(model, column_name)
+        start, end = getattr(filters, from_field), getattr(filters, to_field)
+        if start is not None:
+            stmt = stmt.where(column >= day_start(start))
+        if end is not None:
+            stmt = stmt.where(column < day_start(end + dt.timedelta(days=1)))
+    q = getattr(filters, "q", None)
+    if q and text_columns:
+        pattern = f"%{escape_like(q.strip())}%"
+        stmt = stmt.where(sa.or_(*(getattr(model, c).ilike(pattern, escape="\\") for c in text_columns)))
+    return stmt

@@ -5,6 +5,7 @@ import datetime as dt
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from loudou.activity.models import ActivityKind
+from loudou.listing import ListQuery
 
 
 class ActivityCreate(BaseModel):
@@ -31,9 +32,7 @@ class ActivityUpdate(BaseModel):
     duration_min: int | None = Field(default=None, ge=0, le=24 * 60)
 
 
-class ActivityFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ActivityFilters(ListQuery):
     deal_id: int | None = None
     company_id: int | None = None
     contact_id: int | None = None
@@ -69,12 +68,43 @@ class TaskUpdate(BaseModel):
     done: bool | None = None
 
 
-class TaskFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TaskFilters(ListQuery):
     deal_id: int | None = None
     owner_id: int | None = None
     team_id: int | None = None
     done: bool | None = None
     due_from: dt.date | None = None
     due_to: dt.date | None = None
+
+
+class ActivityRead(BaseModel):
+    id: int
+    kind: ActivityKind
+    subject: str
+    body: str | None
+    deal_id: int | None
+    company_id: int | None
+    contact_id: int | None
+    owner_id: int | None
+    team_id: int | None
+    occurred_at: dt.datetime
+    duration_min: int | None
+    created_at: dt.datetime
+    version: int
+
+
+class TaskRead(BaseModel):
+    id: int
+    title: str
+    notes: str | None
+    deal_id: int | None
+    company_id: int | None
+    contact_id: int | None
+    owner_id: int | None
+    team_id: int | None
+    due_at: dt.datetime | None
+    done_at: dt.datetime | None
+    priority: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int

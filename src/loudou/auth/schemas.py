@@ -38,3 +38,20 @@ class TeamCreate(BaseModel):
 
 class TeamUpdate(TeamCreate):
     pass
+
+
+class UserRead(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: Role
+    team_id: int | None
+    is_active: bool
+    locale: str | None
+    timezone: str | None
+    version: int
+
+
+class TeamRead(BaseModel):
+    id: int
+    name: str

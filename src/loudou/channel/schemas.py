@@ -37,3 +37,19 @@ class SpendSet(BaseModel):
     @classmethod
     def _first_day(cls, value: dt.date) -> dt.date:
         return value.replace(day=1)
+
+
+class ChannelRead(BaseModel):
+    id: int
+    name: str
+    name_en: str | None
+    kind: str
+    is_active: bool
+
+
+class SpendRead(BaseModel):
+    id: int
+    channel_id: int
+    month: dt.date
+    amount: float
+    currency: str

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from loudou.listing import ListQuery
 
 
 class CompanyFields(BaseModel):
@@ -23,11 +27,24 @@ class CompanyUpdate(CompanyFields):
     version: int
 
 
-class CompanyFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CompanyFilters(ListQuery):
     owner_id: int | None = None
     team_id: int | None = None
     industry: str | None = None
     city: str | None = None
     q: str | None = Field(default=None, max_length=200)
+
+
+class CompanyRead(BaseModel):
+    id: int
+    name: str
+    industry: str | None
+    city: str | None
+    website: str | None
+    phone: str | None
+    email: str | None
+    owner_id: int | None
+    team_id: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int

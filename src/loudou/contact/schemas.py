@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from loudou.listing import ListQuery
 
 
 class ContactFields(BaseModel):
@@ -22,10 +26,22 @@ class ContactUpdate(ContactFields):
     version: int
 
 
-class ContactFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ContactFilters(ListQuery):
     owner_id: int | None = None
     team_id: int | None = None
     company_id: int | None = None
     q: str | None = Field(default=None, max_length=200)
+
+
+class ContactRead(BaseModel):
+    id: int
+    name: str
+    company_id: int | None
+    title: str | None
+    phone: str | None
+    email: str | None
+    owner_id: int | None
+    team_id: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int

@@ -6,6 +6,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loudou.deal.models import DealStatus
+from loudou.listing import ListQuery
 
 Money = Decimal
 
@@ -72,9 +73,7 @@ class DealReopen(BaseModel):
     stage_id: int | None = None
 
 
-class DealFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DealFilters(ListQuery):
     pipeline_id: int | None = None
     stage_id: int | None = None
     status: DealStatus | None = None
@@ -90,3 +89,50 @@ class DealFilters(BaseModel):
     amount_min: Money | None = None
     amount_max: Money | None = None
     q: str | None = Field(default=None, max_length=200)
+
+
+class DealRead(BaseModel):
+    id: int
+    title: str
+    pipeline_id: int
+    stage_id: int
+    status: DealStatus
+    owner_id: int | None
+    team_id: int | None
+    company_id: int | None
+    contact_id: int | None
+    channel_id: int | None
+    amount: float | None
+    currency: str
+    expected_close_date: dt.date | None
+    lost_reason_id: int | None
+    close_note: str | None
+    description: str | None
+    checklist_done: dict[str, list[str]]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    closed_at: dt.datetime | None
+    stage_entered_at: dt.datetime
+    last_activity_at: dt.datetime | None
+    activity_count: int
+    version: int
+
+
+DEAL_FIELDS = tuple(DealRead.model_fields)
+
+
+class TransitionRead(BaseModel):
+    id: int
+    deal_id: int
+    pipeline_id: int
+    kind: str
+    from_stage_id: int | None
+    to_stage_id: int
+    from_status: DealStatus | None
+    to_status: DealStatus
+    at: dt.datetime
+    by_id: int | None
+    duration_s: int | None
+
+
+TRANSITION_FIELDS = tuple(TransitionRead.model_fields)

@@ -80,3 +80,39 @@ class PipelineUpdate(BaseModel):
     name_en: str | None = Field(default=None, max_length=120)
     is_relaxed: bool | None = None
     is_default: bool | None = None
+
+
+class StageRead(BaseModel):
+    id: int
+    pipeline_id: int
+    position: int
+    name: str
+    name_en: str | None
+    probability: int
+    expected_days: int
+    follow_up_days: int
+    main_task: str
+    key_points: str
+    playbook: str
+    checklist: list[str]
+    required_fields: list[str]
+    is_active: bool
+    version: int
+
+
+class PipelineRead(BaseModel):
+    id: int
+    name: str
+    name_en: str | None
+    is_default: bool
+    is_relaxed: bool
+    version: int
+    stages: list[StageRead]
+
+
+class LostReasonRead(BaseModel):
+    id: int
+    name: str
+    name_en: str | None
+    kind: str
+    is_active: bool
