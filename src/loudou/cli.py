@@ -126,9 +126,10 @@ def user_list(
     if format != "table":
         err_console.print("[red]error[/red] (--format): use table or json")
         raise typer.Exit(code=2)
-    table = Table("id", "email", "name", "role", "team_id", "active")
+    columns = ("id", "email", "name", "role", "team_id", "is_active")
+    table = Table(*columns)
     for r in rows:
-        table.add_row(str(r["id"]), r["email"], r["name"], r["role"], str(r["team_id"] or ""), str(r["is_active"]))
+        table.add_row(*("" if r[k] is None else str(r[k]) for k in columns))
     console.print(table)
 
 

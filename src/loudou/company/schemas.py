@@ -20,7 +20,7 @@ class CompanyFields(BaseModel):
 
 
 class CompanyCreate(CompanyFields):
-    name: str = Field(min_length=1, max_length=200)  # type: ignore[assignment]
+    name: str = Field(min_length=1, max_length=200)
 
 
 class CompanyUpdate(CompanyFields):

@@ -19,7 +19,7 @@ class ContactFields(BaseModel):
 
 
 class ContactCreate(ContactFields):
-    name: str = Field(min_length=1, max_length=120)  # type: ignore[assignment]
+    name: str = Field(min_length=1, max_length=120)
 
 
 class ContactUpdate(ContactFields):

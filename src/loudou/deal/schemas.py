@@ -35,7 +35,7 @@ class DealFields(BaseModel):
 
 
 class DealCreate(DealFields):
-    title: str = Field(min_length=1, max_length=200)  # type: ignore[assignment]
+    title: str = Field(min_length=1, max_length=200)
     pipeline_id: int | None = None
     stage_id: int | None = None
     checklist: list[str] = Field(default_factory=list)
