@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -95,15 +95,10 @@ def check_limit(limit: int) -> int:
     return limit
 
 
-def keyset_page(
-    session: Session,
-    stmt: sa.Select[Any],
-    model: Any,
-    sort: SortSpec,
-    cursor: str | None,
-    limit: int,
-) -> tuple[list[Any], str | None]:
-    """Order ``stmt`` by (sort column, id) and return one page plus the next cursor.
+def keyset_order(stmt: sa.Select[Any], model: Any, sort: SortSpec, cursor: str | None,
+                 limit: int) -> sa.Select[Any]:
+    """Order ``stmt`` by (sort column, id), start after ``cursor``, fetch limit + 1 rows
+    (the extra row tells whether there is a next page; see :func:`finish_page`).
 
     NULL sort values are ordered as the lowest values; rows with them are reached by
     comparing on id alone once the non-null part is exhausted."""
@@ -128,13 +123,32 @@ def keyset_page(
         order = [col.desc().nulls_last(), pk.desc()]
     else:
         order = [col.asc().nulls_first(), pk.asc()]
-    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(sort, getattr(last, sort.column), last.id)
-    return rows, next_cursor
+    return stmt.order_by(*order).limit(limit + 1)
+
+
+def finish_page(rows: list[Any], sort: SortSpec, limit: int) -> tuple[list[Any], str | None]:
+    """Cut the extra row of :func:`keyset_order` and make the cursor of the next page.
+    Rows may be ORM objects or row mappings."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    if isinstance(last, Mapping):
+        return rows, encode_cursor(sort, last[sort.column], last["id"])
+    return rows, encode_cursor(sort, getattr(last, sort.column), last.id)
+
+
+def keyset_page(
+    session: Session,
+    stmt: sa.Select[Any],
+    model: Any,
+    sort: SortSpec,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    """One page of ORM objects plus the next cursor."""
+    rows = list(session.scalars(keyset_order(stmt, model, sort, cursor, limit)))
+    return finish_page(rows, sort, limit)
 
 
 def day_start(day: dt.date) -> dt.datetime:

@@ -22,21 +22,19 @@ from loudou.deal.schemas import (
     TransitionRead,
 )
 from loudou.errors import NotFound
-from loudou.listing import keyset_page, parse_sort
-from loudou.web.deps import CurrentUser, DbSession
-from loudou.web.jsonio import OrjsonResponse, one, page
+from loudou.web.deps import CurrentUser, DbSession, ReadConnection
+from loudou.web.jsonio import OrjsonResponse, one
 from loudou.web.schemas import Page
 
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 
 
 @router.get("", response_model=Page[DealRead], name="deal_list")
-def list_deals(session: DbSession, viewer: CurrentUser, filters: Annotated[DealFilters, Query()]) -> OrjsonResponse:
+async def list_deals(conn: ReadConnection, viewer: CurrentUser,
+                     filters: Annotated[DealFilters, Query()]) -> OrjsonResponse:
     """Deals the caller may see, filtered, sorted and keyset-paginated (follow next_cursor)."""
-    sort = parse_sort(filters.sort, deal_queries.SORTABLE)
-    stmt = deal_queries.select_visible_deals(viewer, filters)
-    rows, next_cursor = keyset_page(session, stmt, Deal, sort, filters.cursor, filters.limit)
-    return page(rows, DEAL_FIELDS, next_cursor)
+    rows, next_cursor = deal_queries.fetch_deal_page(conn, viewer, filters)
+    return OrjsonResponse({"items": rows, "next_cursor": next_cursor})
 
 
 @router.post("", response_model=DealRead, status_code=201, name="deal_create")
@@ -53,8 +51,11 @@ def _visible(session: DbSession, viewer: CurrentUser, deal_id: int) -> Deal:
 
 
 @router.get("/{deal_id}", response_model=DealRead, name="deal_get")
-def get_deal(session: DbSession, viewer: CurrentUser, deal_id: int) -> OrjsonResponse:
-    return one(_visible(session, viewer, deal_id), DEAL_FIELDS)
+async def get_deal(conn: ReadConnection, viewer: CurrentUser, deal_id: int) -> OrjsonResponse:
+    row = deal_queries.fetch_visible_deal(conn, viewer, deal_id)
+    if row is None:
+        raise NotFound(f"deal {deal_id} not found")
+    return OrjsonResponse(row)
 
 
 @router.patch("/{deal_id}", response_model=DealRead, name="deal_update")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -46,6 +47,17 @@ def db_session(request: Request) -> Iterator[Session]:
 
 
 DbSession = Annotated[Session, Depends(db_session, scope="function")]
+
+
+async def read_connection(request: Request) -> AsyncIterator[sa.Connection]:
+    """A plain connection for hot read paths served by ``async def`` routes: no thread
+    hop, no ORM. Only for point and page reads that take well under a millisecond; a
+    slow query here would block the event loop, so analytics stay in ``def`` routes."""
+    with get_db(request).engine.connect() as conn:
+        yield conn
+
+
+ReadConnection = Annotated[sa.Connection, Depends(read_connection)]
 
 
 class TokenCache:
@@ -92,7 +104,7 @@ def user_from_token(db: Database, token: str) -> User | None:
     return user
 
 
-def current_user(
+async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
