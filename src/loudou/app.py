@@ -36,7 +36,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         app.include_router(router)
 
     @app.get("/health", include_in_schema=False)
-    def health() -> OrjsonResponse:
+    async def health() -> OrjsonResponse:
         return OrjsonResponse({"status": "ok"})
 
     return app

@@ -39,6 +39,10 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
+    @property
+    def python_type(self) -> type[dt.datetime]:
+        return dt.datetime
+
     def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
         if value is None:
             return None
@@ -81,6 +85,9 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        if mode is None:
+            # Single-statement reads: each SELECT is its own implicit transaction.
+            return
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
@@ -131,6 +138,27 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def read_connection(self) -> Iterator[sa.Connection]:
+        """A connection for hot single-statement reads: no explicit transaction (SQLite)
+        or autocommit (PostgreSQL), saving the BEGIN/ROLLBACK round trips."""
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.execution_options(sqlite_begin=None)
+            else:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
+    @contextmanager
+    def raw_read(self) -> Iterator[Any]:
+        """The driver's connection from the pool, for prebuilt point reads (see
+        deal.queries.fetch_visible_deal); returned to the pool, rolled back, on exit."""
+        conn = self.engine.raw_connection()
+        try:
+            yield conn.driver_connection
+        finally:
+            conn.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

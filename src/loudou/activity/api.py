@@ -1,9 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
-import sqlalchemy as sa
-
 from loudou.activity import service as activity_service
 from loudou.activity.models import Activity, Task
 from loudou.activity.schemas import (
@@ -16,22 +12,16 @@ from loudou.activity.schemas import (
     TaskRead,
     TaskUpdate,
 )
+from loudou.listing import ListSpec
 from loudou.web.crud import owned_router
-
-
-def _done_filter(stmt: sa.Select[Any], filters: TaskFilters) -> sa.Select[Any]:
-    if filters.done is None:
-        return stmt
-    return stmt.where(Task.done_at.is_not(None) if filters.done else Task.done_at.is_(None))
-
 
 activities = owned_router(
     prefix="/api/v1/activities", entity="activity", model=Activity, read_schema=ActivityRead,
     filters_schema=ActivityFilters, create_schema=ActivityCreate, update_schema=ActivityUpdate,
     create=activity_service.log_activity, update=activity_service.update_activity,
     delete=activity_service.delete_activity,
-    sortable=("id", "occurred_at", "created_at"),
-    ranges={"occurred_at": ("occurred_from", "occurred_to")},
+    spec=ListSpec(model=Activity, sortable=("id", "occurred_at", "created_at"),
+                  date_ranges={"occurred_at": ("occurred_from", "occurred_to")}),
 )
 
 tasks = owned_router(
@@ -39,7 +29,7 @@ tasks = owned_router(
     filters_schema=TaskFilters, create_schema=TaskCreate, update_schema=TaskUpdate,
     create=activity_service.create_task, update=activity_service.update_task,
     delete=activity_service.delete_task,
-    sortable=("id", "due_at", "created_at", "priority"),
-    ranges={"due_at": ("due_from", "due_to")},
-    extra_filters=_done_filter,
+    spec=ListSpec(model=Task, sortable=("id", "due_at", "created_at", "priority"),
+                  date_ranges={"due_at": ("due_from", "due_to")},
+                  custom={"done": lambda done: Task.done_at.is_not(None) if done else Task.done_at.is_(None)}),
 )

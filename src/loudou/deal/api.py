@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from loudou.deal import queries as deal_queries
 from loudou.deal import service as deal_service
@@ -22,18 +22,22 @@ from loudou.deal.schemas import (
     TransitionRead,
 )
 from loudou.errors import NotFound
-from loudou.web.deps import CurrentUser, DbSession, ReadConnection
+from loudou.web.deps import BEARER_SECURITY, CurrentUser, DbSession, authenticate, get_db
 from loudou.web.jsonio import OrjsonResponse, one
+from loudou.web.query import parse_query, query_parameters
 from loudou.web.schemas import Page
 
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"])
 
 
-@router.get("", response_model=Page[DealRead], name="deal_list")
-async def list_deals(conn: ReadConnection, viewer: CurrentUser,
-                     filters: Annotated[DealFilters, Query()]) -> OrjsonResponse:
+@router.get("", response_model=Page[DealRead], name="deal_list",
+            openapi_extra={**BEARER_SECURITY, "parameters": query_parameters(DealFilters)})
+async def list_deals(request: Request) -> OrjsonResponse:
     """Deals the caller may see, filtered, sorted and keyset-paginated (follow next_cursor)."""
-    rows, next_cursor = deal_queries.fetch_deal_page(conn, viewer, filters)
+    viewer = authenticate(request)
+    filters = parse_query(request, DealFilters)
+    with get_db(request).read_connection() as conn:
+        rows, next_cursor = deal_queries.fetch_deal_page(conn, viewer, filters)
     return OrjsonResponse({"items": rows, "next_cursor": next_cursor})
 
 
@@ -50,9 +54,9 @@ def _visible(session: DbSession, viewer: CurrentUser, deal_id: int) -> Deal:
     return deal
 
 
-@router.get("/{deal_id}", response_model=DealRead, name="deal_get")
-async def get_deal(conn: ReadConnection, viewer: CurrentUser, deal_id: int) -> OrjsonResponse:
-    row = deal_queries.fetch_visible_deal(conn, viewer, deal_id)
+@router.get("/{deal_id}", response_model=DealRead, name="deal_get", openapi_extra=BEARER_SECURITY)
+async def get_deal(request: Request, deal_id: int) -> OrjsonResponse:
+    row = deal_queries.fetch_visible_deal(get_db(request), authenticate(request), deal_id)
     if row is None:
         raise NotFound(f"deal {deal_id} not found")
     return OrjsonResponse(row)

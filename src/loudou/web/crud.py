@@ -5,7 +5,7 @@ get, patch with the version read, delete with the version read.
 No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations,
 which refer to this factory's arguments."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from loudou.auth import policy
 from loudou.auth.models import User
-from loudou.listing import apply_filters, keyset_page, parse_sort
+from loudou.listing import ListSpec, finish_page
 from loudou.web.deps import CurrentUser, DbSession
 from loudou.web.jsonio import OrjsonResponse, one, page
 from loudou.web.schemas import Page
@@ -33,10 +33,7 @@ def owned_router(
     create: Callable[[Session, User, Any], Any],
     update: Callable[[Session, User, int, Any], Any],
     delete: Callable[[Session, User, int, int], None],
-    sortable: Sequence[str],
-    text_columns: Sequence[str] = (),
-    ranges: dict[str, tuple[str, str]] | None = None,
-    extra_filters: Callable[[sa.Select[Any], Any], sa.Select[Any]] | None = None,
+    spec: ListSpec,
 ) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=[entity + "s"])
     fields = tuple(read_schema.model_fields)
@@ -44,14 +41,14 @@ def owned_router(
     @router.get("", response_model=Page[read_schema], name=f"{entity}_list")  # type: ignore[valid-type]
     def list_items(session: DbSession, viewer: CurrentUser,
                    filters: Annotated[filters_schema, Query()]) -> OrjsonResponse:  # type: ignore[valid-type]
-        sort = parse_sort(filters.sort, sortable)  # type: ignore[attr-defined]
-        stmt = policy.scope(sa.select(model), viewer, model)
-        stmt = apply_filters(stmt, model, filters, ranges=ranges, text_columns=text_columns)
-        if extra_filters is not None:
-            stmt = extra_filters(stmt, filters)
-        rows, next_cursor = keyset_page(session, stmt, model, sort, filters.cursor,  # type: ignore[attr-defined]
-                                        filters.limit)  # type: ignore[attr-defined]
-        return page(rows, fields, next_cursor)
+        role = policy.scope_role(viewer)
+        if role is None:
+            return page([], fields, None)
+        stmt, params, sort = spec.statement(
+            ("orm", role), lambda _sort: sa.select(model).where(policy.scope_clause(model, role)), filters)
+        rows = list(session.scalars(stmt, params | policy.scope_params(viewer)))
+        items, next_cursor = finish_page(rows, sort, filters.limit)  # type: ignore[attr-defined]
+        return page(items, fields, next_cursor)
 
     @router.post("", response_model=read_schema, status_code=201, name=f"{entity}_create")
     def create_item(session: DbSession, viewer: CurrentUser,
