@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO_DEALS ?= 3000
 export LOUDOU_DATABASE_URL ?= sqlite:///./loudou.db
 
-.PHONY: run test install install-dev lint typecheck pytest bench clean
+.PHONY: run test install install-dev lint typecheck pytest browser-deps screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,23 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-pytest: install-dev
+# Browser tests drive Debian's chromium (pip cannot install it); CJK fonts for Chinese pages.
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "Installing chromium and CJK fonts with apt-get"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk; \
+	else \
+		echo "The browser tests need Debian's chromium. Run: sudo apt-get install -y chromium fonts-noto-cjk"; \
+		exit 1; \
+	fi
+
+pytest: install-dev browser-deps
 	scripts/ensure-postgres.sh
 	$(BIN)/pytest -n 2 -q
+
+screenshots: install-dev browser-deps
+	$(BIN)/python scripts/screenshots.py
 
 test: lint typecheck pytest
 
