@@ -31,7 +31,7 @@ run: install
 	$(BIN)/loudou serve
 
 lint: install-dev
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 
 typecheck: install-dev
 	$(BIN)/mypy
