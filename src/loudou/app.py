@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from loudou import __version__
 from loudou.activity import api as activity_api
 from loudou.activity import views as activity_views
+from loudou.analytics import api as analytics_api
 from loudou.auth import api as auth_api
 from loudou.auth import views as auth_views
 from loudou.channel import api as channel_api
@@ -31,7 +32,7 @@ from loudou.web.sessions import LoginThrottle, SessionCodec
 from loudou.web.templating import STATIC_DIR
 
 API_ROUTERS = (deal_api.router, company_api.router, contact_api.router, activity_api.activities,
-               activity_api.tasks, pipeline_api.router, auth_api.router, channel_api.router)
+               activity_api.tasks, pipeline_api.router, auth_api.router, channel_api.router, analytics_api.router)
 PAGE_ROUTERS = (auth_views.router, board_views.router, deal_list_views.router, deal_detail_views.router,
                 company_views.router, contact_views.router, activity_views.router, search_views.router,
                 settings_views.router)

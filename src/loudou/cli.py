@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loudou import migrate as migrations
+from loudou.analytics.cli import analytics_app, report_app
 from loudou.auth import service as auth_service
 from loudou.auth.models import Role
 from loudou.auth.schemas import UserCreate
@@ -28,6 +29,8 @@ user_app = typer.Typer(help="Create and list users.", no_args_is_help=True)
 token_app = typer.Typer(help="Create API tokens for the REST API.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(report_app, name="report")
+app.add_typer(analytics_app, name="analytics")
 app.command("demo")(demo_command)
 
 console = Console()

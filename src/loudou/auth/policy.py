@@ -31,15 +31,20 @@ def _is_owned(model: Any) -> bool:
     return getattr(model, "__name__", "") in OWNED_ENTITIES
 
 
+def condition(viewer: User, model: Any) -> sa.ColumnElement[bool]:
+    """The rule as a WHERE condition on ``model`` for ``viewer``."""
+    if not viewer.is_active:
+        return sa.false()
+    if not _is_owned(model) or viewer.role == Role.admin:
+        return sa.true()
+    if viewer.role == Role.manager and viewer.team_id is not None:
+        return sa.or_(model.team_id == viewer.team_id, model.owner_id == viewer.id)
+    return model.owner_id == viewer.id
+
+
 def scope(stmt: S, viewer: User, model: Any) -> S:
     """Narrow a SELECT over ``model`` to the rows ``viewer`` may see."""
-    if not viewer.is_active:
-        return stmt.where(sa.false())
-    if not _is_owned(model) or viewer.role == Role.admin:
-        return stmt
-    if viewer.role == Role.manager and viewer.team_id is not None:
-        return stmt.where(sa.or_(model.team_id == viewer.team_id, model.owner_id == viewer.id))
-    return stmt.where(model.owner_id == viewer.id)
+    return stmt.where(condition(viewer, model))
 
 
 def scope_clause(model: Any, role: Role) -> sa.ColumnElement[bool]:

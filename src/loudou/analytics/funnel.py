@@ -1,0 +1,155 @@
+"""Cohort funnel (PRODUCT C2): of the deals created in a period, how many ever reached
+each stage, and how many of those went further. Defined precisely in docs/analytics.md.
+
+Read from the derived ``deals.reached_mask`` (kept current by deal.service on every stage
+change, rebuilt from the history by ``loudou analytics rebuild``): one grouped scan of the
+cohort's deals, no replay of the transition history.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from loudou.analytics.filters import ReportFilters, cohort_conditions
+from loudou.analytics.stats import percentile, wilson
+from loudou.auth.models import User
+from loudou.deal.models import Deal, DealStatus, StageTransition
+from loudou.errors import ValidationFailed
+from loudou.pipeline import queries as pipeline_queries
+from loudou.pipeline.models import Pipeline, Stage
+
+DAY_S = 86_400
+
+
+@dataclass(frozen=True)
+class CohortGroup:
+    mask: int
+    status: DealStatus
+    count: int
+    amount: Decimal
+
+
+def resolve_pipeline(session: Session, pipeline_id: int | None) -> Pipeline:
+    pipeline = (pipeline_queries.get_pipeline(session, pipeline_id) if pipeline_id is not None
+                else pipeline_queries.get_default_pipeline(session))
+    if pipeline is None:
+        raise ValidationFailed(f"pipeline {pipeline_id} does not exist", field="pipeline_id")
+    return pipeline
+
+
+def cohort_groups(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int) -> list[CohortGroup]:
+    stmt = (
+        sa.select(Deal.reached_mask, Deal.status, sa.func.count(), sa.func.coalesce(sa.func.sum(Deal.amount), 0))
+        .where(*cohort_conditions(viewer, filters, pipeline_id))
+        .group_by(Deal.reached_mask, Deal.status)
+    )
+    return [CohortGroup(int(m), DealStatus(s), int(c), Decimal(str(a))) for m, s, c, a in session.execute(stmt)]
+
+
+def stage_durations(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int) -> dict[int, list[int]]:
+    """Completed stays (seconds) per stage of the cohort's deals, ascending."""
+    stmt = (
+        sa.select(StageTransition.to_stage_id, StageTransition.duration_s)
+        .join(Deal, Deal.id == StageTransition.deal_id)
+        .where(*cohort_conditions(viewer, filters, pipeline_id), StageTransition.to_status == DealStatus.open,
+               StageTransition.duration_s.is_not(None))
+    )
+    out: dict[int, list[int]] = defaultdict(list)
+    for stage_id, duration in session.execute(stmt):
+        out[int(stage_id)].append(int(duration or 0))
+    for values in out.values():
+        values.sort()
+    return out
+
+
+def _days(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / DAY_S, 2)
+
+
+def _rate(successes: int, trials: int) -> dict[str, float | None]:
+    low, high = wilson(successes, trials)
+    return {"rate": successes / trials if trials else None, "ci_low": low, "ci_high": high}
+
+
+def cohort_funnel(session: Session, viewer: User, filters: ReportFilters) -> dict[str, Any]:
+    pipeline = resolve_pipeline(session, filters.pipeline_id)
+    stages: list[Stage] = pipeline_queries.list_stages(session, pipeline.id)
+    groups = cohort_groups(session, viewer, filters, pipeline.id)
+    durations = stage_durations(session, viewer, filters, pipeline.id)
+    cohort = sum(g.count for g in groups)
+    bits = [1 << s.bit for s in stages]
+
+    def reached(i: int, group: CohortGroup) -> bool:
+        if filters.strict:  # every stage up to and including i, in pipeline order
+            need = sum(bits[: i + 1])
+            return group.mask & need == need
+        return bool(group.mask & bits[i])
+
+    def went_further(i: int, group: CohortGroup) -> bool:
+        if i + 1 < len(stages):
+            if filters.strict:
+                return reached(i + 1, group)
+            return bool(group.mask & sum(bits[i + 1:]))
+        return group.status == DealStatus.won
+
+    rows = []
+    previous_reached = cohort
+    for i, stage in enumerate(stages):
+        at = [g for g in groups if reached(i, g)]
+        n = sum(g.count for g in at)
+        amount = sum((g.amount for g in at), Decimal(0))
+        if i == 0 or filters.strict:
+            moved_on = n
+        else:
+            # Of the deals that reached the previous stage, those that got past it (a skip
+            # over this stage counts as getting past the previous one, not as reaching this).
+            moved_on = sum(g.count for g in groups if reached(i - 1, g) and went_further(i - 1, g))
+        conversion = _rate(moved_on, previous_reached)
+        continued = sum(g.count for g in at if went_further(i, g))
+        stays = durations.get(stage.id, [])
+        rows.append({
+            "stage_id": stage.id,
+            "position": stage.position,
+            "name": stage.name,
+            "name_en": stage.name_en,
+            "reached": n,
+            "reached_amount": float(amount),
+            "conversion_from_previous": conversion["rate"],
+            "ci_low": conversion["ci_low"],
+            "ci_high": conversion["ci_high"],
+            "conversion_from_start": n / cohort if cohort else None,
+            "continued": continued,
+            "continuation": _rate(continued, n),
+            "median_days_in_stage": _days(percentile(stays, 0.5)),  # type: ignore[arg-type]
+            "p90_days_in_stage": _days(percentile(stays, 0.9)),  # type: ignore[arg-type]
+            "completed_stays": len(stays),
+        })
+        previous_reached = n
+    by_status: dict[DealStatus, int] = defaultdict(int)
+    amount_by_status: dict[DealStatus, Decimal] = defaultdict(Decimal)
+    for g in groups:
+        by_status[g.status] += g.count
+        amount_by_status[g.status] += g.amount
+    won = by_status[DealStatus.won]
+    return {
+        "report": "funnel",
+        "period": filters.period(),
+        "pipeline_id": pipeline.id,
+        "strict": filters.strict,
+        "cohort_size": cohort,
+        "cohort_amount": float(sum(amount_by_status.values(), Decimal(0))),
+        "stages": rows,
+        "won": won,
+        "lost": by_status[DealStatus.lost],
+        "disqualified": by_status[DealStatus.disqualified],
+        "open": by_status[DealStatus.open],
+        "won_amount": float(amount_by_status[DealStatus.won]),
+        "win_rate_of_closed": _rate(won, won + by_status[DealStatus.lost]),
+        "win_rate_of_cohort": _rate(won, cohort),
+    }
