@@ -81,3 +81,19 @@ def test_help_explains_commands() -> None:
     assert code == 0
     for command in ("serve", "migrate", "demo", "user", "token"):
         assert command in out
+
+
+def test_report_funnel_json(cli_db: str) -> None:
+    code, out = invoke("user", "create", "--email", "r@example.com", "--name", "R", "--role", "rep",
+                       "--team", "East", "--password", "s3cret-pass")
+    assert code == 0, out
+    code, out = invoke("report", "funnel", "--from", "2020-01-01", "--to", "2030-12-31", "--format", "json")
+    assert code == 0, out
+    body = json.loads(out)
+    assert body["cohort_size"] == 0 and len(body["stages"]) == 5 and body["won"] == 0
+    code, out = invoke("report", "funnel", "--from", "2020-01-02", "--to", "2020-01-01", "--format", "json")
+    assert code == 2 and "to" in out
+    code, out = invoke("report", "funnel", "--from", "2020-01-01", "--to", "2020-02-01", "--team", "Nope")
+    assert code == 2 and "--team" in out
+    code, out = invoke("analytics", "rebuild", "--check")
+    assert code == 0, out
