@@ -41,7 +41,10 @@ def test_login_sets_a_safe_cookie_and_redirects(client: TestClient, people: Peop
     assert "loudou_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
 
 
-def test_wrong_password_says_so(client: TestClient, people: People) -> None:
+def test_wrong_password_says_so_in_the_visitors_language(client: TestClient, people: People) -> None:
+    r = login(client, "carol@example.com", password="nope-nope")
+    assert r.status_code == 401 and "邮箱或密码错误" in r.text  # type: ignore[attr-defined]
+    client.headers["Accept-Language"] = "en-US,en;q=0.9"
     r = login(client, "carol@example.com", password="nope-nope")
     assert r.status_code == 401 and "Wrong e-mail or password" in r.text  # type: ignore[attr-defined]
 

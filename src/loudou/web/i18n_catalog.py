@@ -21,10 +21,10 @@ def used_messages() -> dict[str, str]:
     for filename, lineno, message, _comments, _context in extract_from_dir(
         PACKAGE_DIR, METHOD_MAP, options_map=OPTIONS, keywords=KEYWORDS, strip_comment_tags=True,
     ):
-        ids = message if isinstance(message, tuple) else (message,)
-        for msgid in ids:
-            if msgid:
-                found.setdefault(msgid, f"{filename}:{lineno}")
+        # A plural message is one catalog entry keyed by its singular id.
+        msgid = message[0] if isinstance(message, tuple) else message
+        if msgid:
+            found.setdefault(msgid, f"{filename}:{lineno}")
     return found
 
 
