@@ -6,7 +6,10 @@ Rules (PRODUCT.md E1, RELIABILITY.md decisions 1-2):
 - an admin sees and changes everything;
 - reference data (pipelines, stages, channels, lost reasons, teams, users) is readable by
   every active user and changeable by admins only;
-- a record outside the viewer's scope does not exist for them: ``NotFound``, never 403.
+- a record outside the viewer's scope does not exist for them: ``NotFound``, never 403;
+- what hangs off a deal (its stage history, activities, tasks and field history) is read
+  with the deal: whoever may see the deal sees its timeline, including entries logged by
+  colleagues; changing one of those records still needs :func:`ensure_can_change` on it.
 
 Every query that returns user data is narrowed with :func:`scope`; every write checks
 :func:`ensure_can_change` (services do this, so API, CLI and pages share it).
