@@ -67,8 +67,10 @@ def _sql(key: str, dialect: str) -> str:
     if dialect == "sqlite":
         # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds from strftime('%s'), the
         # fraction from the text, so no julianday rounding can move a boundary.
-        seconds = ("CAST((CAST(strftime('%s', n.next_at) AS INTEGER) - CAST(strftime('%s', t.at) AS INTEGER))"
-                   " + (CAST(substr(n.next_at, 20) AS REAL) - CAST(substr(t.at, 20) AS REAL)) AS INTEGER)")
+        # (strftime rounds a fraction like .999985 up to the next second: cut it off first)
+        whole = ("(CAST(strftime('%s', substr(n.next_at, 1, 19)) AS INTEGER)"
+                 " - CAST(strftime('%s', substr(t.at, 1, 19)) AS INTEGER))")
+        seconds = f"CAST({whole} + (CAST(substr(n.next_at, 20) AS REAL) - CAST(substr(t.at, 20) AS REAL)) AS INTEGER)"
     else:
         seconds = "CAST(FLOOR(EXTRACT(EPOCH FROM (n.next_at - t.at))) AS INTEGER)"
     # Distinct stages' bits summed: the same as OR-ing them (no portable bitwise-OR aggregate).
