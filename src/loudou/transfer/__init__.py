@@ -1,0 +1,1 @@
+"""Moving data in and out of Loudou as spreadsheets (CSV and XLSX)."""
