@@ -20,11 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import InstrumentedAttribute
 
 from loudou.errors import ValidationFailed
+from loudou.inputs import InputModel
 
 MAX_LIMIT = 500
 
 
-class ListQuery(BaseModel):
+class ListQuery(InputModel):
     """Paging and sorting parameters every list accepts; domain filters extend it.
     Unknown parameters are refused (422 naming them) rather than silently ignored."""
 

@@ -147,3 +147,8 @@ class TestDealList:
                               ({"limit": 0}, "limit"), ({"nonsense": 1}, "nonsense")]:
             r = api.carol.get("/api/v1/deals", params=params)
             assert r.status_code == 422 and r.json()["field"] == field, (params, r.text)
+
+
+def test_nul_characters_are_refused_with_the_field_named(api: Clients) -> None:
+    r = api.carol.post("/api/v1/deals", json={"title": "bad\x00title"})
+    assert r.status_code == 422 and r.json()["field"] == "title"

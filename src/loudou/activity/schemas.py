@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from loudou.activity.models import ActivityKind
+from loudou.inputs import InputModel
 from loudou.listing import ListQuery
 
 
-class ActivityCreate(BaseModel):
+class ActivityCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: ActivityKind
@@ -21,7 +22,7 @@ class ActivityCreate(BaseModel):
     duration_min: int | None = Field(default=None, ge=0, le=24 * 60)
 
 
-class ActivityUpdate(BaseModel):
+class ActivityUpdate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int
@@ -43,7 +44,7 @@ class ActivityFilters(ListQuery):
     occurred_to: dt.date | None = None
 
 
-class TaskCreate(BaseModel):
+class TaskCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(min_length=1, max_length=200)
@@ -56,7 +57,7 @@ class TaskCreate(BaseModel):
     priority: int = Field(default=2, ge=1, le=3)
 
 
-class TaskUpdate(BaseModel):
+class TaskUpdate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int
@@ -77,7 +78,7 @@ class TaskFilters(ListQuery):
     due_to: dt.date | None = None
 
 
-class ActivityRead(BaseModel):
+class ActivityRead(InputModel):
     id: int
     kind: ActivityKind
     subject: str
@@ -93,7 +94,7 @@ class ActivityRead(BaseModel):
     version: int
 
 
-class TaskRead(BaseModel):
+class TaskRead(InputModel):
     id: int
     title: str
     notes: str | None

@@ -6,15 +6,16 @@ import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from loudou.auth import policy
 from loudou.auth.models import User
 from loudou.deal.models import Deal
+from loudou.inputs import InputModel
 from loudou.listing import day_start
 
 
-class ReportFilters(BaseModel):
+class ReportFilters(InputModel):
     """Periods are whole days in UTC, both ends included (``from`` … ``to``)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

@@ -2,7 +2,9 @@
 
 Rules (PRODUCT.md E1, RELIABILITY.md decisions 1-2):
 - a rep sees and changes the records they own;
-- a manager sees and changes the records of their team (and their own);
+- a manager sees and changes the records of their team (their own records carry their
+  team too; a manager without a team is treated like a rep). One indexed equality, not an
+  OR of two columns: SQLite merged two indexes and sorted the whole team for every page;
 - an admin sees and changes everything;
 - reference data (pipelines, stages, channels, lost reasons, teams, users) is readable by
   every active user and changeable by admins only;
@@ -41,7 +43,7 @@ def condition(viewer: User, model: Any) -> sa.ColumnElement[bool]:
     if not _is_owned(model) or viewer.role == Role.admin:
         return sa.true()
     if viewer.role == Role.manager and viewer.team_id is not None:
-        return sa.or_(model.team_id == viewer.team_id, model.owner_id == viewer.id)
+        return model.team_id == viewer.team_id
     return model.owner_id == viewer.id
 
 
@@ -56,21 +58,22 @@ def scope_clause(model: Any, role: Role) -> sa.ColumnElement[bool]:
     once and executed on hot paths."""
     if not _is_owned(model) or role == Role.admin:
         return sa.true()
-    owner = model.owner_id == sa.bindparam("viewer_id", type_=sa.Integer)
     if role == Role.manager:
-        return sa.or_(model.team_id == sa.bindparam("viewer_team_id", type_=sa.Integer), owner)
-    return owner
+        return model.team_id == sa.bindparam("viewer_team_id", type_=sa.Integer)
+    return model.owner_id == sa.bindparam("viewer_id", type_=sa.Integer)
 
 
 def scope_params(viewer: User) -> dict[str, Any]:
-    # A manager without a team sees only their own records: -1 matches no team.
-    team = viewer.team_id if viewer.team_id is not None else -1
-    return {"viewer_id": viewer.id, "viewer_team_id": team}
+    return {"viewer_id": viewer.id, "viewer_team_id": viewer.team_id if viewer.team_id is not None else -1}
 
 
 def scope_role(viewer: User) -> Role | None:
     """The role whose clause applies, or None when the viewer sees nothing (disabled)."""
-    return viewer.role if viewer.is_active else None
+    if not viewer.is_active:
+        return None
+    if viewer.role == Role.manager and viewer.team_id is None:
+        return Role.rep
+    return viewer.role
 
 
 def can_see(viewer: User, obj: Any) -> bool:
@@ -78,9 +81,9 @@ def can_see(viewer: User, obj: Any) -> bool:
         return False
     if not _is_owned(type(obj)) or viewer.role == Role.admin:
         return True
-    if obj.owner_id == viewer.id:
-        return True
-    return viewer.role == Role.manager and viewer.team_id is not None and obj.team_id == viewer.team_id
+    if viewer.role == Role.manager and viewer.team_id is not None:
+        return bool(obj.team_id == viewer.team_id)
+    return bool(obj.owner_id == viewer.id)
 
 
 def can_change(viewer: User, obj: Any) -> bool:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import ConfigDict, EmailStr, Field
 
 from loudou.auth.models import Role
+from loudou.inputs import InputModel
 
 
-class UserCreate(BaseModel):
+class UserCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
@@ -17,7 +18,7 @@ class UserCreate(BaseModel):
     timezone: str | None = Field(default=None, max_length=64)
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int
@@ -30,7 +31,7 @@ class UserUpdate(BaseModel):
     timezone: str | None = Field(default=None, max_length=64)
 
 
-class TeamCreate(BaseModel):
+class TeamCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=120)
@@ -40,7 +41,7 @@ class TeamUpdate(TeamCreate):
     pass
 
 
-class UserRead(BaseModel):
+class UserRead(InputModel):
     id: int
     email: str
     name: str
@@ -52,6 +53,6 @@ class UserRead(BaseModel):
     version: int
 
 
-class TeamRead(BaseModel):
+class TeamRead(InputModel):
     id: int
     name: str

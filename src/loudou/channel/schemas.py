@@ -3,10 +3,12 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from loudou.inputs import InputModel
 
 
-class ChannelCreate(BaseModel):
+class ChannelCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=80)
@@ -15,7 +17,7 @@ class ChannelCreate(BaseModel):
     is_active: bool = True
 
 
-class ChannelUpdate(BaseModel):
+class ChannelUpdate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=80)
@@ -24,7 +26,7 @@ class ChannelUpdate(BaseModel):
     is_active: bool | None = None
 
 
-class SpendSet(BaseModel):
+class SpendSet(InputModel):
     """Spend of one month; ``month`` may be any day of it and is stored as its first day."""
 
     model_config = ConfigDict(extra="forbid")
@@ -39,7 +41,7 @@ class SpendSet(BaseModel):
         return value.replace(day=1)
 
 
-class ChannelRead(BaseModel):
+class ChannelRead(InputModel):
     id: int
     name: str
     name_en: str | None
@@ -47,7 +49,7 @@ class ChannelRead(BaseModel):
     is_active: bool
 
 
-class SpendRead(BaseModel):
+class SpendRead(InputModel):
     id: int
     channel_id: int
     month: dt.date

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from loudou.inputs import InputModel
 from loudou.listing import ListQuery
 
 
-class CompanyFields(BaseModel):
+class CompanyFields(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -35,7 +36,7 @@ class CompanyFilters(ListQuery):
     q: str | None = Field(default=None, max_length=200)
 
 
-class CompanyRead(BaseModel):
+class CompanyRead(InputModel):
     id: int
     name: str
     industry: str | None

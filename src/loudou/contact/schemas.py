@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from loudou.inputs import InputModel
 from loudou.listing import ListQuery
 
 
-class ContactFields(BaseModel):
+class ContactFields(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
@@ -33,7 +34,7 @@ class ContactFilters(ListQuery):
     q: str | None = Field(default=None, max_length=200)
 
 
-class ContactRead(BaseModel):
+class ContactRead(InputModel):
     id: int
     name: str
     company_id: int | None

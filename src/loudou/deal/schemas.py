@@ -3,15 +3,16 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from loudou.deal.models import DealStatus
+from loudou.inputs import InputModel
 from loudou.listing import ListQuery
 
 Money = Decimal
 
 
-class DealFields(BaseModel):
+class DealFields(InputModel):
     """Fields a user may set on a deal (create, update, or alongside a stage move)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -45,7 +46,7 @@ class DealUpdate(DealFields):
     version: int
 
 
-class DealMove(BaseModel):
+class DealMove(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     stage_id: int
@@ -54,7 +55,7 @@ class DealMove(BaseModel):
     checklist: list[str] = Field(default_factory=list)
 
 
-class DealClose(BaseModel):
+class DealClose(InputModel):
     """Win, lose or disqualify. Lose and disqualify need a reason (id or its name)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -66,7 +67,7 @@ class DealClose(BaseModel):
     amount: Money | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
 
 
-class DealReopen(BaseModel):
+class DealReopen(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int
@@ -91,7 +92,7 @@ class DealFilters(ListQuery):
     q: str | None = Field(default=None, max_length=200)
 
 
-class DealRead(BaseModel):
+class DealRead(InputModel):
     id: int
     title: str
     pipeline_id: int
@@ -121,7 +122,7 @@ class DealRead(BaseModel):
 DEAL_FIELDS = tuple(DealRead.model_fields)
 
 
-class TransitionRead(BaseModel):
+class TransitionRead(InputModel):
     id: int
     deal_id: int
     pipeline_id: int

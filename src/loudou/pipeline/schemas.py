@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from loudou.inputs import InputModel
 
 #: Deal fields a stage may require before a deal enters it.
 REQUIRABLE_FIELDS = (
@@ -16,7 +18,7 @@ def _check_requirable(value: list[str]) -> list[str]:
     return value
 
 
-class StageBase(BaseModel):
+class StageBase(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name_en: str | None = Field(default=None, max_length=120)
@@ -40,7 +42,7 @@ class StageCreate(StageBase):
     position: int | None = Field(default=None, ge=0)
 
 
-class StageUpdate(BaseModel):
+class StageUpdate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int
@@ -62,7 +64,7 @@ class StageUpdate(BaseModel):
         return None if value is None else _check_requirable(value)
 
 
-class PipelineCreate(BaseModel):
+class PipelineCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=120)
@@ -72,7 +74,7 @@ class PipelineCreate(BaseModel):
     stages: list[StageCreate] = Field(default_factory=list)
 
 
-class PipelineUpdate(BaseModel):
+class PipelineUpdate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int
@@ -82,7 +84,7 @@ class PipelineUpdate(BaseModel):
     is_default: bool | None = None
 
 
-class StageRead(BaseModel):
+class StageRead(InputModel):
     id: int
     pipeline_id: int
     position: int
@@ -100,7 +102,7 @@ class StageRead(BaseModel):
     version: int
 
 
-class PipelineRead(BaseModel):
+class PipelineRead(InputModel):
     id: int
     name: str
     name_en: str | None
@@ -110,7 +112,7 @@ class PipelineRead(BaseModel):
     stages: list[StageRead]
 
 
-class LostReasonRead(BaseModel):
+class LostReasonRead(InputModel):
     id: int
     name: str
     name_en: str | None
