@@ -36,6 +36,14 @@ class Deal(Base):
         sa.Index("ix_deals_stage_status_id", "stage_id", "status", "id"),
         sa.Index("ix_deals_created_mask", "created_at", "reached_mask"),
         sa.Index("ix_deals_status_closed", "status", "closed_at"),
+        # Keyset pages of the list sorted by a column: (column, id) walks the index in order.
+        sa.Index("ix_deals_amount_id", "amount", "id"),
+        sa.Index("ix_deals_expected_close_id", "expected_close_date", "id"),
+        sa.Index("ix_deals_stage_entered_id", "stage_entered_at", "id"),
+        sa.Index("ix_deals_last_activity_id", "last_activity_at", "id"),
+        sa.Index("ix_deals_created_id", "created_at", "id"),
+        # "Rotting": open deals of a stage that entered it before a stage-specific cut-off.
+        sa.Index("ix_deals_stage_status_entered", "stage_id", "status", "stage_entered_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
