@@ -167,3 +167,87 @@ def ensure_reference_data(session: Session) -> Pipeline:
         session.add_all(Channel(name=n, name_en=e, kind=k) for n, e, k in defaults.CHANNELS)
     session.flush()
     return pipeline
+
+
+# --------------------------------------------------------------------------- lost reasons
+
+#: "lost" reasons close a deal as lost; "disqualify" reasons take an invalid lead out of the funnel.
+LOST_REASON_KINDS = ("lost", "disqualify")
+_REASON_NAME_MAX = 120
+
+
+def _reason_names(name: str, name_en: str | None) -> tuple[str, str | None]:
+    name, english = name.strip(), (name_en or "").strip() or None
+    if not name:
+        raise ValidationFailed("a reason needs a name", field="name")
+    if len(name) > _REASON_NAME_MAX:
+        raise ValidationFailed(f"name is longer than {_REASON_NAME_MAX} characters", field="name")
+    if english is not None and len(english) > _REASON_NAME_MAX:
+        raise ValidationFailed(f"name_en is longer than {_REASON_NAME_MAX} characters", field="name_en")
+    return name, english
+
+
+def _unique_reason(session: Session, kind: str, name: str, name_en: str | None, exclude_id: int | None) -> None:
+    """Rule: within a kind, no name (Chinese or English) is used twice, retired reasons included.
+    Closing a deal may name its reason in either language (deal.service, the API's
+    ``reason``), so an ambiguous name would pick one reason at random."""
+    names = [n for n in (name, name_en) if n]
+    stmt = sa.select(LostReason).where(
+        LostReason.kind == kind, sa.or_(LostReason.name.in_(names), LostReason.name_en.in_(names)))
+    for other in session.scalars(stmt):
+        if other.id != exclude_id:
+            field = "name" if name in (other.name, other.name_en) else "name_en"
+            raise ValidationFailed(f"a {kind} reason named {other.name} already exists", field=field)
+
+
+def create_lost_reason(session: Session, viewer: User, *, name: str, name_en: str | None = None,
+                       kind: str = "lost", source: str = "api") -> LostReason:
+    policy.ensure_admin(viewer)
+    if kind not in LOST_REASON_KINDS:
+        raise ValidationFailed(f"kind must be one of {list(LOST_REASON_KINDS)}", field="kind")
+    name, name_en = _reason_names(name, name_en)
+    _unique_reason(session, kind, name, name_en, None)
+    reason = LostReason(name=name, name_en=name_en, kind=kind, is_active=True)
+    session.add(reason)
+    session.flush()
+    audit.record(session, user_id=viewer.id, entity="lost_reason", entity_id=reason.id, action="create",
+                 changes=audit.snapshot(reason, ["name", "name_en", "kind"]), source=source)
+    return reason
+
+
+def _active_reasons_of(session: Session, kind: str) -> int:
+    stmt = sa.select(sa.func.count()).select_from(LostReason).where(
+        LostReason.kind == kind, LostReason.is_active.is_(True))
+    return int(session.scalar(stmt) or 0)
+
+
+def update_lost_reason(session: Session, viewer: User, reason_id: int, *, name: str | None = None,
+                       name_en: str | None = None, is_active: bool | None = None,
+                       source: str = "api") -> LostReason:
+    """Rename (``name`` given: both names are set, an empty ``name_en`` clears it) and/or
+    retire or bring back a reason. Deals closed with it keep it: analytics need the history."""
+    policy.ensure_admin(viewer)
+    reason = pipeline_queries.get_lost_reason(session, reason_id)
+    if reason is None:
+        raise NotFound(f"lost reason {reason_id} not found")
+    values: dict[str, Any] = {}
+    if name is not None:
+        values["name"], values["name_en"] = _reason_names(name, name_en)
+        _unique_reason(session, reason.kind, values["name"], values["name_en"], reason.id)
+    if is_active is not None:
+        # Closing a deal as lost/disqualified needs a reason of that kind: keep one on offer.
+        if not is_active and reason.is_active and _active_reasons_of(session, reason.kind) <= 1:
+            raise Conflict(f"{reason.name} is the last active {reason.kind} reason; add another one first")
+        values["is_active"] = is_active
+    changes = audit.apply_changes(reason, values)
+    if changes:
+        action = "update" if "is_active" not in changes else ("activate" if is_active else "deactivate")
+        audit.record(session, user_id=viewer.id, entity="lost_reason", entity_id=reason.id, action=action,
+                     changes=changes, source=source)
+        session.flush()
+    return reason
+
+
+def deactivate_lost_reason(session: Session, viewer: User, reason_id: int, *, source: str = "api") -> LostReason:
+    """Retire a reason: no longer offered when closing deals, kept on the deals that carry it."""
+    return update_lost_reason(session, viewer, reason_id, is_active=False, source=source)
