@@ -101,3 +101,9 @@ def test_disabled_user_token_stops_working(api: Clients) -> None:
     r = api.alice.patch(f"/api/v1/users/{me['id']}", json={"version": me["version"], "is_active": False})
     assert r.status_code == 200
     assert api.carol.get("/api/v1/deals").status_code == 401
+
+
+def test_the_last_active_admin_cannot_be_demoted(api: Clients) -> None:
+    me = api.alice.get("/api/v1/users/me").json()
+    r = api.alice.patch(f"/api/v1/users/{me['id']}", json={"version": me["version"], "role": "rep"})
+    assert r.status_code == 409 and "last active admin" in r.json()["detail"]

@@ -44,7 +44,12 @@ class Activity(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
-    __table_args__ = (sa.Index("ix_tasks_owner_open_due", "owner_id", "done_at", "due_at"),)
+    __table_args__ = (
+        sa.Index("ix_tasks_owner_open_due", "owner_id", "done_at", "due_at"),
+        # "Deals with no next step" asks, per deal, whether an open task exists.
+        sa.Index("ix_tasks_open_deal", "deal_id", sqlite_where=sa.text("done_at IS NULL"),
+                 postgresql_where=sa.text("done_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(sa.String(200))

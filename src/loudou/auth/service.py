@@ -79,6 +79,13 @@ def update_user(session: Session, viewer: User, user_id: int, data: UserUpdate) 
     if viewer.id != user.id or {"role", "team_id", "is_active"} & values.keys():
         policy.ensure_admin(viewer)
     check_version(user, data.version, "user")
+    leaves_admins = values.get("role", user.role) != Role.admin or values.get("is_active", user.is_active) is False
+    if user.role == Role.admin and user.is_active and leaves_admins:
+        others = session.scalar(sa.select(sa.func.count()).select_from(User).where(
+            User.role == Role.admin, User.is_active.is_(True), User.id != user.id))
+        if not others:
+            # Rule: someone must always be able to open the settings.
+            raise Conflict(f"{user.email} is the last active admin; make someone else an admin first")
     if values.get("team_id") is not None and session.get(Team, values["team_id"]) is None:
         raise ValidationFailed(f"team_id {values['team_id']} does not exist", field="team_id")
     _check_timezone(values.get("timezone"))

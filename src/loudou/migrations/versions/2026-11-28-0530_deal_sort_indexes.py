@@ -1,4 +1,4 @@
-"""deal sort indexes: keyset pages of the deal list in any sort order, rotting deals
+"""deal sort indexes: keyset pages of the deal list in any sort order, rotting deals, open tasks
 
 Revision ID: 0003
 Revises: 0002
@@ -7,6 +7,7 @@ Create Date: 2026-11-28 05:30:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
@@ -24,11 +25,16 @@ INDEXES = {
 }
 
 
+OPEN_ONLY = sa.text("done_at IS NULL")
+
+
 def upgrade() -> None:
     for name, columns in INDEXES.items():
         op.create_index(name, "deals", columns)
+    op.create_index("ix_tasks_open_deal", "tasks", ["deal_id"], sqlite_where=OPEN_ONLY, postgresql_where=OPEN_ONLY)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tasks_open_deal", table_name="tasks")
     for name in INDEXES:
         op.drop_index(name, table_name="deals")
