@@ -27,6 +27,9 @@ class TransitionKind(enum.StrEnum):
     reopen = "reopen"
 
 
+OPEN_ONLY = sa.text("status = 'open'")
+
+
 class Deal(Base):
     __tablename__ = "deals"
     __table_args__ = (
@@ -44,6 +47,11 @@ class Deal(Base):
         sa.Index("ix_deals_created_id", "created_at", "id"),
         # "Rotting": open deals of a stage that entered it before a stage-specific cut-off.
         sa.Index("ix_deals_stage_status_entered", "stage_id", "status", "stage_entered_at"),
+        # The board: open deals only (~10% of rows), covering the column totals and cards.
+        sa.Index("ix_deals_open_board", "stage_id", "status", "stage_entered_at", "amount", "owner_id", "team_id",
+                 "channel_id", "title", sqlite_where=OPEN_ONLY, postgresql_where=OPEN_ONLY),
+        sa.Index("ix_deals_open_owner", "owner_id", "status", "stage_id", "stage_entered_at", "amount", "title",
+                 sqlite_where=OPEN_ONLY, postgresql_where=OPEN_ONLY),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,4 +1,4 @@
-"""deal sort indexes: keyset pages of the deal list in any sort order, rotting deals, open tasks
+"""deal indexes: sorted list pages, rotting deals, the board (open deals), open tasks
 
 Revision ID: 0003
 Revises: 0002
@@ -25,16 +25,26 @@ INDEXES = {
 }
 
 
-OPEN_ONLY = sa.text("done_at IS NULL")
+OPEN_TASK = sa.text("done_at IS NULL")
+OPEN_DEAL = sa.text("status = 'open'")
+OPEN_DEAL_INDEXES = {
+    "ix_deals_open_board": ["stage_id", "status", "stage_entered_at", "amount", "owner_id", "team_id", "channel_id",
+                            "title"],
+    "ix_deals_open_owner": ["owner_id", "status", "stage_id", "stage_entered_at", "amount", "title"],
+}
 
 
 def upgrade() -> None:
     for name, columns in INDEXES.items():
         op.create_index(name, "deals", columns)
-    op.create_index("ix_tasks_open_deal", "tasks", ["deal_id"], sqlite_where=OPEN_ONLY, postgresql_where=OPEN_ONLY)
+    for name, columns in OPEN_DEAL_INDEXES.items():
+        op.create_index(name, "deals", columns, sqlite_where=OPEN_DEAL, postgresql_where=OPEN_DEAL)
+    op.create_index("ix_tasks_open_deal", "tasks", ["deal_id"], sqlite_where=OPEN_TASK, postgresql_where=OPEN_TASK)
 
 
 def downgrade() -> None:
     op.drop_index("ix_tasks_open_deal", table_name="tasks")
+    for name in OPEN_DEAL_INDEXES:
+        op.drop_index(name, table_name="deals")
     for name in INDEXES:
         op.drop_index(name, table_name="deals")
