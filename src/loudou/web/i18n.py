@@ -68,6 +68,16 @@ def translations(locale: str) -> gettext.NullTranslations:
     return merged if merged is not None else gettext.NullTranslations()
 
 
+@lru_cache(maxsize=8192)
+def _money(value: Decimal | float, currency: str, locale: str, compact: bool) -> str:
+    # Babel parses its pattern on every call (~80 µs); a board shows hundreds of amounts,
+    # most of them repeated, so the formatted strings are cached.
+    if compact:
+        return format_compact_currency(value, currency, locale=locale, fraction_digits=1)
+    return format_currency(value, currency, locale=locale, format_type="standard", currency_digits=False,
+                           format="¤#,##0")
+
+
 class Formatter:
     """Locale- and time-zone-aware formatting for templates."""
 
@@ -95,8 +105,7 @@ class Formatter:
         """Whole units, full figure: ¥125,000 (zh-CN) / CN¥125,000 (en)."""
         if value is None:
             return "–"
-        return format_currency(value, currency, locale=self.babel_locale, format_type="standard",
-                               currency_digits=False, format="¤#,##0")
+        return _money(value, currency, _babel(self.locale), False)
 
     def money_short(self, value: float | Decimal | None, currency: str = "CNY") -> str:
         """Compact: ¥12.5万 in zh-CN, CN¥125K in English."""
@@ -104,7 +113,7 @@ class Formatter:
             return "–"
         if abs(float(value)) < 10_000:
             return self.money(value, currency)
-        return format_compact_currency(value, currency, locale=self.babel_locale, fraction_digits=1)
+        return _money(value, currency, _babel(self.locale), True)
 
     def local(self, value: dt.datetime) -> dt.datetime:
         return value.astimezone(self.tz)
