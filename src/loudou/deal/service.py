@@ -34,12 +34,16 @@ from loudou.errors import Conflict, MissingForStage, ValidationFailed
 from loudou.pipeline import queries as pipeline_queries
 from loudou.pipeline.models import Pipeline, Stage
 from loudou.pipeline.service import check_version
+from loudou.search import service as search_service
 
 #: Called inside the transaction after each transition is written, so other domains
 #: (analytics counters) can keep their derived tables current. Signature:
 #: hook(session, deal, transition, previous_entered_at).
 TransitionHook = Callable[[Session, Deal, StageTransition, "dt.datetime | None"], None]
 TRANSITION_HOOKS: list[TransitionHook] = []
+
+#: Changes that alter what the global search holds for a deal (its title and who sees it).
+SEARCHED_FIELDS = {"title", "owner_id", "team_id"}
 
 AUDITED_FIELDS = [
     "title", "pipeline_id", "stage_id", "status", "owner_id", "team_id", "company_id", "contact_id",
@@ -160,6 +164,7 @@ def create_deal(session: Session, viewer: User, data: DealCreate, *, source: str
                        by=viewer, at=now, from_stage_id=None, from_status=None)
     audit.record(session, user_id=viewer.id, entity="deal", entity_id=deal.id, action="create",
                  changes=audit.snapshot(deal, AUDITED_FIELDS), source=source)
+    search_service.index_deal(session, deal)
     session.flush()
     return deal
 
@@ -184,6 +189,8 @@ def update_deal(session: Session, viewer: User, deal_id: int, data: DealUpdate, 
         deal.updated_at = utcnow()
         audit.record(session, user_id=viewer.id, entity="deal", entity_id=deal.id, action="update",
                      changes=changes, source=source)
+        if changes.keys() & SEARCHED_FIELDS:
+            search_service.index_deal(session, deal)
         _flush(session, deal)
     return deal
 
@@ -302,6 +309,7 @@ def delete_deal(session: Session, viewer: User, deal_id: int, version: int, *, s
     audit.record(session, user_id=viewer.id, entity="deal", entity_id=deal.id, action="delete",
                  changes={f: (getattr(deal, f), None) for f in AUDITED_FIELDS if getattr(deal, f) is not None},
                  source=source)
+    search_service.remove_deal(session, deal.id)
     session.execute(sa.delete(Activity).where(Activity.deal_id == deal.id))
     session.execute(sa.delete(StageTransition).where(StageTransition.deal_id == deal.id))
     session.delete(deal)
