@@ -9,9 +9,10 @@ from loudou.contact.models import Contact
 from loudou.db import Base
 from loudou.deal.models import Deal, DealStatus, StageTransition, TransitionKind
 from loudou.pipeline.models import LostReason, Pipeline, Stage
+from loudou.search.models import SearchTerm
 
 __all__ = [
     "Activity", "ActivityKind", "ApiToken", "AuditLog", "Base", "Channel", "ChannelSpend",
-    "Company", "Contact", "Deal", "DealStatus", "LostReason", "Pipeline", "Role", "Stage",
+    "Company", "Contact", "Deal", "DealStatus", "LostReason", "Pipeline", "Role", "SearchTerm", "Stage",
     "StageTransition", "Task", "Team", "TransitionKind", "User",
 ]

@@ -3,7 +3,6 @@ exactly what the ORM path would."""
 
 from __future__ import annotations
 
-
 import orjson
 
 from loudou.db import Database
