@@ -17,7 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from loudou.audit import service as audit
 from loudou.auth import policy
 from loudou.auth.models import User
-from loudou.errors import Conflict, ValidationFailed
+from loudou.errors import Conflict, NotFound, ValidationFailed
 from loudou.pipeline.service import check_version
 
 T = TypeVar("T")
@@ -89,3 +89,11 @@ def flush_or_conflict(session: Session, entity: str, ident: int) -> None:
         raise Conflict(f"{entity} {ident} was changed by someone else; reload and try again") from exc
     except IntegrityError as exc:
         raise Conflict(f"{entity} {ident} is still referenced by other records") from exc
+
+
+def get_reference(session: Session, model: type[T], ident: int, entity: str) -> T:
+    """Reference data (users, teams, channels, stages…) by id, readable by every user."""
+    obj = session.get(model, ident)
+    if obj is None:
+        raise NotFound(f"{entity} {ident} not found")
+    return obj

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from loudou import records
 from loudou.auth import service as auth_service
 from loudou.auth.models import Team, User
 from loudou.auth.schemas import TeamCreate, TeamRead, TeamUpdate, UserCreate, UserRead, UserUpdate
-from loudou.errors import NotFound
 from loudou.web.deps import CurrentUser, DbSession, token_cache
-from loudou.web.jsonio import OrjsonResponse, one
+from loudou.web.jsonio import OrjsonResponse, many, one
 
 router = APIRouter(prefix="/api/v1", tags=["users and teams"])
 USER_FIELDS = tuple(UserRead.model_fields)
@@ -18,7 +18,7 @@ TEAM_FIELDS = tuple(TeamRead.model_fields)
 
 @router.get("/users", response_model=list[UserRead], name="user_list")
 def list_users(session: DbSession, viewer: CurrentUser) -> OrjsonResponse:
-    return OrjsonResponse([{f: getattr(u, f) for f in USER_FIELDS} for u in auth_service.list_users(session)])
+    return many(auth_service.list_users(session), USER_FIELDS)
 
 
 @router.get("/users/me", response_model=UserRead, name="user_me")
@@ -34,10 +34,7 @@ def create_user(session: DbSession, viewer: CurrentUser, data: UserCreate) -> Or
 
 @router.get("/users/{user_id}", response_model=UserRead, name="user_get")
 def get_user(session: DbSession, viewer: CurrentUser, user_id: int) -> OrjsonResponse:
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"user {user_id} not found")
-    return one(user, USER_FIELDS)
+    return one(records.get_reference(session, User, user_id, "user"), USER_FIELDS)
 
 
 @router.patch("/users/{user_id}", response_model=UserRead, name="user_update")
@@ -49,8 +46,7 @@ def update_user(session: DbSession, viewer: CurrentUser, user_id: int, data: Use
 
 @router.get("/teams", response_model=list[TeamRead], name="team_list")
 def list_teams(session: DbSession, viewer: CurrentUser) -> OrjsonResponse:
-    teams = session.query(Team).order_by(Team.id).all()
-    return OrjsonResponse([{f: getattr(t, f) for f in TEAM_FIELDS} for t in teams])
+    return many(session.query(Team).order_by(Team.id).all(), TEAM_FIELDS)
 
 
 @router.post("/teams", response_model=TeamRead, status_code=201, name="team_create")
@@ -60,10 +56,7 @@ def create_team(session: DbSession, viewer: CurrentUser, data: TeamCreate) -> Or
 
 @router.get("/teams/{team_id}", response_model=TeamRead, name="team_get")
 def get_team(session: DbSession, viewer: CurrentUser, team_id: int) -> OrjsonResponse:
-    team = session.get(Team, team_id)
-    if team is None:
-        raise NotFound(f"team {team_id} not found")
-    return one(team, TEAM_FIELDS)
+    return one(records.get_reference(session, Team, team_id, "team"), TEAM_FIELDS)
 
 
 @router.patch("/teams/{team_id}", response_model=TeamRead, name="team_update")

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from loudou import records
 from loudou.channel import service as channel_service
 from loudou.channel.models import Channel
 from loudou.channel.schemas import ChannelCreate, ChannelRead, ChannelUpdate, SpendRead, SpendSet
-from loudou.errors import NotFound
 from loudou.web.deps import CurrentUser, DbSession
-from loudou.web.jsonio import OrjsonResponse, one
+from loudou.web.jsonio import OrjsonResponse, many, one
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
 FIELDS = tuple(ChannelRead.model_fields)
@@ -16,8 +16,7 @@ SPEND_FIELDS = tuple(SpendRead.model_fields)
 
 @router.get("", response_model=list[ChannelRead], name="channel_list")
 def list_channels(session: DbSession, viewer: CurrentUser) -> OrjsonResponse:
-    rows = session.query(Channel).order_by(Channel.id).all()
-    return OrjsonResponse([{f: getattr(c, f) for f in FIELDS} for c in rows])
+    return many(session.query(Channel).order_by(Channel.id).all(), FIELDS)
 
 
 @router.post("", response_model=ChannelRead, status_code=201, name="channel_create")
@@ -27,10 +26,7 @@ def create_channel(session: DbSession, viewer: CurrentUser, data: ChannelCreate)
 
 @router.get("/{channel_id}", response_model=ChannelRead, name="channel_get")
 def get_channel(session: DbSession, viewer: CurrentUser, channel_id: int) -> OrjsonResponse:
-    channel = session.get(Channel, channel_id)
-    if channel is None:
-        raise NotFound(f"channel {channel_id} not found")
-    return one(channel, FIELDS)
+    return one(records.get_reference(session, Channel, channel_id, "channel"), FIELDS)
 
 
 @router.patch("/{channel_id}", response_model=ChannelRead, name="channel_update")
@@ -40,10 +36,8 @@ def update_channel(session: DbSession, viewer: CurrentUser, channel_id: int, dat
 
 @router.get("/{channel_id}/spend", response_model=list[SpendRead], name="channel_spend_list")
 def list_spend(session: DbSession, viewer: CurrentUser, channel_id: int) -> OrjsonResponse:
-    if session.get(Channel, channel_id) is None:
-        raise NotFound(f"channel {channel_id} not found")
-    return OrjsonResponse([{f: getattr(s, f) for f in SPEND_FIELDS}
-                           for s in channel_service.list_spend(session, channel_id)])
+    records.get_reference(session, Channel, channel_id, "channel")
+    return many(channel_service.list_spend(session, channel_id), SPEND_FIELDS)
 
 
 @router.put("/{channel_id}/spend", response_model=SpendRead, name="channel_spend_set")

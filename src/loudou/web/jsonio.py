@@ -42,3 +42,7 @@ def page(items: Iterable[Any], fields: Sequence[str], next_cursor: str | None) -
 
 def one(obj: Any, fields: Sequence[str], status_code: int = 200) -> OrjsonResponse:
     return OrjsonResponse(row_dict(obj, fields), status_code=status_code)
+
+
+def many(items: Iterable[Any], fields: Sequence[str]) -> OrjsonResponse:
+    return OrjsonResponse([row_dict(o, fields) for o in items])
