@@ -79,6 +79,8 @@ def run(
         if clash:
             raise DemoRefused(f"the database already has {', '.join(clash)}; use --reset")
     writer.write(db, plan, progress, parallel=parallel)
+    # The bulk writer tunes its SQLite connections (journal, locking); start afresh.
+    db.engine.dispose()
     # The demo bypasses the services, so the global search index is built in one pass.
     search_service.rebuild_index(db, progress)
     return plan
