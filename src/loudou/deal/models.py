@@ -45,6 +45,9 @@ class Deal(Base):
         sa.Index("ix_deals_stage_entered_id", "stage_entered_at", "id"),
         sa.Index("ix_deals_last_activity_id", "last_activity_at", "id"),
         sa.Index("ix_deals_created_id", "created_at", "id"),
+        # The default page of a rep's / a team's deals, newest first, whatever the status.
+        sa.Index("ix_deals_owner_id_id", "owner_id", "id"),
+        sa.Index("ix_deals_team_id_id", "team_id", "id"),
         # "Rotting": open deals of a stage that entered it before a stage-specific cut-off.
         sa.Index("ix_deals_stage_status_entered", "stage_id", "status", "stage_entered_at"),
         # The board: open deals only (~10% of rows), covering the column totals and cards.

@@ -21,6 +21,8 @@ INDEXES = {
     "ix_deals_stage_entered_id": ["stage_entered_at", "id"],
     "ix_deals_last_activity_id": ["last_activity_at", "id"],
     "ix_deals_created_id": ["created_at", "id"],
+    "ix_deals_owner_id_id": ["owner_id", "id"],
+    "ix_deals_team_id_id": ["team_id", "id"],
     "ix_deals_stage_status_entered": ["stage_id", "status", "stage_entered_at"],
 }
 
