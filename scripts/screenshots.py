@@ -119,6 +119,12 @@ def main() -> None:
                             page = context.new_page()
                             if role:
                                 sign_in(page, base, login_email(db, role))
+                                # Demo users have a saved language, which wins over the
+                                # browser's: switch it the way a user would.
+                                switch = page.locator(f"[data-testid=lang-{'en' if tag == 'en' else 'zh'}]")
+                                if switch.count():
+                                    switch.first.click()
+                                    page.wait_for_load_state("networkidle")
                             page.goto(base + path)
                             page.wait_for_load_state("networkidle")
                             file = f"{name}-{tag}-{vp_name}.png"
