@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from loudou.db import Database
 
 console = Console()
 err_console = Console(stderr=True)
@@ -43,6 +46,23 @@ def _print_logins(logins: list[tuple[str, str, str, str]]) -> None:
     console.print(table)
 
 
+def _existing_logins(db: Database) -> list[tuple[str, str, str]]:
+    """The demo's admin and its first manager and rep, if an earlier run created them."""
+    import sqlalchemy as sa
+
+    from loudou.demo.generator import ADMIN_EMAIL, DEMO_DOMAIN
+
+    with db.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT role, email, name FROM users WHERE email LIKE :domain ORDER BY id"),
+                            {"domain": f"%@{DEMO_DOMAIN}"}).all()
+    if not any(r.email == ADMIN_EMAIL for r in rows):
+        return []
+    first: dict[str, tuple[str, str, str]] = {}
+    for r in rows:
+        first.setdefault(r.role, (r.role, r.email, r.name))
+    return [first[role] for role in ("admin", "manager", "rep") if role in first]
+
+
 def demo_command(
     deals: Annotated[int, typer.Option(help="Number of deals to generate.")] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 42,
@@ -61,7 +81,7 @@ def demo_command(
     from loudou.cli import run_migrations
     from loudou.db import get_database
     from loudou.demo import service, writer
-    from loudou.demo.generator import ADMIN_EMAIL, DEMO_PASSWORD
+    from loudou.demo.generator import DEMO_PASSWORD
 
     run_migrations()
     db = get_database()
@@ -69,8 +89,9 @@ def demo_command(
         existing = writer.count_deals(db)
         if existing:
             console.print(f"The database already holds {existing} deals: no demo data written.")
-            if writer.existing(db, "users", "email", [ADMIN_EMAIL]):
-                _print_logins([("admin", ADMIN_EMAIL, DEMO_PASSWORD, "")])
+            logins = _existing_logins(db)
+            if logins:
+                _print_logins([(role, email, DEMO_PASSWORD, name) for role, email, name in logins])
             return
     started = time.perf_counter()
     columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

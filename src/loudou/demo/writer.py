@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import queue
 import sqlite3
 import threading
@@ -334,7 +335,9 @@ def write(db: Database, plan: DemoPlan, progress: Progress | None = None, *, par
     path = db.engine.url.database
     file_backed = bool(path) and path != ":memory:" and not str(path).startswith("file:")
     if parallel is None:
-        parallel = file_backed and plan.n >= PARALLEL_MIN_DEALS
+        # A second process needs a second core, and a daemonic process may not start one.
+        parallel = (file_backed and plan.n >= PARALLEL_MIN_DEALS and (os.cpu_count() or 1) >= 2
+                    and not multiprocessing.current_process().daemon)
     if parallel and not file_backed:
         raise ValueError("a parallel load needs a file-backed SQLite database")
     _write_sqlite(db, plan, progress, Path(str(path)) if parallel else None)
@@ -379,7 +382,8 @@ def _write_sqlite(db: Database, plan: DemoPlan, progress: Progress, parallel_pat
         journal = con.execute("PRAGMA journal_mode=MEMORY").fetchone()[0]
         tables = [t for t in TABLE_ORDER if plan.n_rows(t)]
         if parallel_path is not None:
-            sides = [parallel_path.with_name(f"{parallel_path.name}.demo-{t}") for t in SIDE_TABLES]
+            # Named after this process: two loads started on one file must not share them.
+            sides = [parallel_path.with_name(f"{parallel_path.name}.demo-{os.getpid()}-{t}") for t in SIDE_TABLES]
             worker = _Worker.start(con, plan, sides, progress)
             for t, side in zip(SIDE_TABLES, sides, strict=True):
                 con.execute(f"ATTACH DATABASE ? AS demo_{t}", (str(side),))
