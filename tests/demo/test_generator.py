@@ -512,6 +512,7 @@ def test_cli_fills_the_database_and_prints_the_logins(cli_db: Path, tmp_path: Pa
     assert "already holds 400 deals" in result.output
     result = runner.invoke(app, ["demo", "--deals", "400", "--if-empty"])
     assert result.exit_code == 0 and "no demo data written" in result.output
+    assert "admin@loudou.demo" in result.output and "loudou-demo" in result.output
     result = runner.invoke(app, ["demo", "--deals", "150", "--reset", "--locale", "en"])
     assert result.exit_code == 0, result.output
     database = Database(engine=create_db_engine(f"sqlite:///{cli_db}"))
