@@ -17,6 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+
+from loudou.auth.models import User
+from loudou.db import Database
 
 CHROMIUM = "/usr/bin/chromium"
 BIN = Path(sys.executable).parent
@@ -129,3 +133,23 @@ def sign_in(browser: object, live_server: LiveServer) -> Iterator[SignIn]:
     yield _sign_in
     for c in contexts:
         c.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def client(db: Database) -> Iterator[TestClient]:
+    """A page client for TestClient tests, in English (users without a saved language
+    follow Accept-Language)."""
+    from loudou.app import create_app
+
+    with TestClient(create_app(db), headers={"Accept-Language": "en"}) as c:
+        yield c
+
+
+def sign_in_page(client: TestClient, who: User) -> TestClient:
+    """Sign ``who`` in through the login form (whoever was signed in is signed out)."""
+    from tests.web.test_auth_pages import login
+
+    client.cookies.clear()
+    r = login(client, who.email)
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    return client

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -33,23 +32,9 @@ from loudou.deal.schemas import DealCreate, DealMove
 from loudou.pipeline import queries as pipeline_queries
 from loudou.pipeline.models import Stage
 from tests.conftest import People, default_pipeline, reload_deal
-from tests.web.test_auth_pages import login
+from tests.web.conftest import sign_in_page as sign_in
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def client(db: Database) -> Iterator[TestClient]:
-    from loudou.app import create_app
-
-    with TestClient(create_app(db), headers={"Accept-Language": "en"}) as c:
-        yield c
-
-
-def sign_in(client: TestClient, who: User) -> TestClient:
-    r = login(client, who.email)
-    assert r.status_code == 303  # type: ignore[attr-defined]
-    return client
 
 
 def stages(db: Database) -> list[Stage]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -39,24 +38,10 @@ from loudou.deal.schemas import DealCreate, DealMove, DealUpdate
 from loudou.pipeline import queries as pipeline_queries
 from loudou.pipeline.models import LostReason, Stage
 from tests.conftest import People, default_pipeline, reload_deal
-from tests.web.test_auth_pages import csrf_of, login
+from tests.web.conftest import sign_in_page as as_user
+from tests.web.test_auth_pages import csrf_of
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def client(db: Database) -> Iterator[TestClient]:
-    from loudou.app import create_app
-
-    # English pages: users without a saved language follow Accept-Language.
-    with TestClient(create_app(db), headers={"Accept-Language": "en"}) as c:
-        yield c
-
-
-def as_user(client: TestClient, who: User) -> TestClient:
-    r = login(client, who.email)
-    assert r.status_code == 303  # type: ignore[attr-defined]
-    return client
 
 
 def stages(db: Database) -> list[Stage]:

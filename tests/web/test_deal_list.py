@@ -11,7 +11,6 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,20 +30,8 @@ from loudou.deal.models import Deal, DealStatus, StageTransition
 from loudou.deal.schemas import DealClose, DealCreate, DealMove, DealUpdate
 from loudou.pipeline.models import LostReason, Stage
 from tests.conftest import People, default_pipeline, reload_deal
-from tests.web.test_auth_pages import csrf_of, login
-
-
-@pytest.fixture
-def client(db: Database) -> Iterator[TestClient]:
-    from loudou.app import create_app
-
-    with TestClient(create_app(db), headers={"Accept-Language": "en"}) as c:
-        yield c
-
-
-def sign_in(client: TestClient, who: User) -> None:
-    r = login(client, who.email)
-    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+from tests.web.conftest import sign_in_page as sign_in
+from tests.web.test_auth_pages import csrf_of
 
 
 def make_deal(db: Database, owner: User, title: str, **fields: Any) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import zoneinfo
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,25 +28,11 @@ from loudou.deal import service as deal_service
 from loudou.deal.models import Deal
 from loudou.deal.schemas import DealClose, DealCreate
 from tests.conftest import People
-from tests.web.test_auth_pages import csrf_of, login
+from tests.web.conftest import sign_in_page as sign_in
+from tests.web.test_auth_pages import csrf_of
 
 HX = {"HX-Request": "true"}
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
-
-
-@pytest.fixture
-def client(db: Database) -> Iterator[TestClient]:
-    from loudou.app import create_app
-
-    with TestClient(create_app(db), headers={"Accept-Language": "en"}) as c:
-        yield c
-
-
-def sign_in(client: TestClient, who: User) -> TestClient:
-    client.cookies.clear()  # sign whoever was signed in out first
-    r = login(client, who.email)
-    assert r.status_code == 303  # type: ignore[attr-defined]
-    return client
 
 
 def new_deal(db: Database, who: User, title: str, **fields: Any) -> Deal:

@@ -10,7 +10,6 @@ deal; dave owns West Widgets and its contact John Smith.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,20 +29,8 @@ from loudou.db import Database
 from loudou.deal import service as deal_service
 from loudou.deal.schemas import DealCreate
 from tests.conftest import People
-from tests.web.test_auth_pages import csrf_of, login
-
-
-@pytest.fixture
-def client(db: Database) -> Iterator[TestClient]:
-    from loudou.app import create_app
-
-    with TestClient(create_app(db), headers={"Accept-Language": "en"}) as c:
-        yield c
-
-
-def sign_in(client: TestClient, who: User) -> None:
-    r = login(client, who.email)
-    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+from tests.web.conftest import sign_in_page as sign_in
+from tests.web.test_auth_pages import csrf_of
 
 
 def as_user(db: Database, who: User, action: Any) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -29,24 +28,10 @@ from loudou.pipeline import queries as pipeline_queries
 from loudou.pipeline import service as pipeline_service
 from loudou.pipeline.models import LostReason, Pipeline, Stage
 from tests.conftest import People, default_pipeline
+from tests.web.conftest import sign_in_page as sign_in
 from tests.web.test_auth_pages import csrf_of, login
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def client(db: Database) -> Iterator[TestClient]:
-    from loudou.app import create_app
-
-    with TestClient(create_app(db), headers={"Accept-Language": "en"}) as c:
-        yield c
-
-
-def sign_in(client: TestClient, who: User) -> TestClient:
-    client.cookies.clear()  # sign whoever was signed in out first
-    r = login(client, who.email)
-    assert r.status_code == 303  # type: ignore[attr-defined]
-    return client
 
 
 def admin(client: TestClient, people: People) -> str:
