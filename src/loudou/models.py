@@ -9,10 +9,11 @@ from loudou.contact.models import Contact
 from loudou.db import Base
 from loudou.deal.models import Deal, DealStatus, StageTransition, TransitionKind
 from loudou.pipeline.models import LostReason, Pipeline, Stage
+from loudou.product.models import Product
 from loudou.search.models import SearchTerm
 
 __all__ = [
     "Activity", "ActivityKind", "ApiToken", "AuditLog", "Base", "Channel", "ChannelSpend",
-    "Company", "Contact", "Deal", "DealStatus", "LostReason", "Pipeline", "Role", "SearchTerm", "Stage",
+    "Company", "Contact", "Deal", "DealStatus", "LostReason", "Pipeline", "Product", "Role", "SearchTerm", "Stage",
     "StageTransition", "Task", "Team", "TransitionKind", "User",
 ]

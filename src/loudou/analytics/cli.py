@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,16 +12,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loudou.analytics import funnel
+from loudou.analytics import output as output_mod
 from loudou.analytics.filters import ReportFilters
+from loudou.analytics.reports import ReportSpec, all_reports
 from loudou.auth import service as auth_service
 from loudou.auth.models import Role, Team, User
 from loudou.channel.models import Channel
 from loudou.db import get_database
+from loudou.product.models import Product
 
 report_app = typer.Typer(
-    help="Analytics reports. Every report takes a period (--from/--to, UTC days, inclusive) and the "
-    "filters --pipeline, --team, --owner, --channel; --format table|json|csv|xlsx.",
+    help="Analytics reports. Every report takes a period (--from/--to, UTC days, inclusive), the "
+    "filters --pipeline, --team, --owner, --channel, --product, --segment, and --format "
+    "table|json|csv|xlsx. `loudou report NAME --help` explains one report.",
     no_args_is_help=True,
 )
 console = Console()
@@ -38,6 +40,11 @@ AsOpt = Annotated[str | None, typer.Option("--as", help="See the report as this 
 FormatOpt = Annotated[str, typer.Option("--format", help="table, json, csv or xlsx.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Count a stage only if all earlier ones were reached.")]
 OutOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write csv/xlsx here (default: stdout for csv).")]
+ProductOpt = Annotated[str | None, typer.Option("--product", help="Product name.")]
+SegmentOpt = Annotated[str | None, typer.Option("--segment", help="Company segment (industry).")]
+IntervalOpt = Annotated[str, typer.Option("--interval", help="Trend buckets: week, month or quarter.")]
+TableOpt = Annotated[str | None, typer.Option("--table", help="Which table to print or export (default: all "
+                                              "for table, the first for csv/xlsx).")]
 
 #: The operator at the command line sees everything unless --as narrows it.
 OPERATOR = User(id=0, email="operator@localhost", name="operator", role=Role.admin, is_active=True, team_id=None)
@@ -49,10 +56,17 @@ def _fail(option: str, message: str) -> None:
 
 
 def _filters(session: Any, date_from: str, date_to: str, pipeline: int | None, team: str | None, owner: str | None,
-             channel: str | None, strict: bool = False) -> ReportFilters:
+             channel: str | None, strict: bool = False, *, product: str | None = None, segment: str | None = None,
+             interval: str = "month") -> ReportFilters:
     from pydantic import ValidationError
 
-    values: dict[str, Any] = {"from": date_from, "to": date_to, "pipeline_id": pipeline, "strict": strict}
+    values: dict[str, Any] = {"from": date_from, "to": date_to, "pipeline_id": pipeline, "strict": strict,
+                              "interval": interval, "industry": segment or None}
+    if product:
+        found_product = session.query(Product).filter(Product.name == product).first()
+        if found_product is None:
+            _fail("--product", f"no product named {product}")
+        values["product_id"] = found_product.id
     if team:
         found = session.query(Team).filter(Team.name == team).first()
         if found is None:
@@ -73,7 +87,8 @@ def _filters(session: Any, date_from: str, date_to: str, pipeline: int | None, t
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = str(first["loc"][0]) if first["loc"] else "from"
-        _fail("--" + {"date_from": "from", "date_to": "to"}.get(loc, loc), first["msg"])
+        option = {"date_from": "from", "date_to": "to", "industry": "segment", "product_id": "product"}.get(loc, loc)
+        _fail("--" + option, first["msg"])
         raise AssertionError("unreachable") from exc
 
 
@@ -86,59 +101,84 @@ def _viewer(session: Any, as_email: str | None) -> User:
     return user  # type: ignore[return-value]
 
 
-def _emit(result: dict[str, Any], rows: list[dict[str, Any]], columns: list[str], fmt: str, output: Path | None,
-          title: str) -> None:
+def _emit(spec: ReportSpec, result: dict[str, Any], filters: ReportFilters, fmt: str, output: Path | None,
+          table_key: str | None) -> None:
+    tables = spec.tables(result, filters)
     if fmt == "json":
         typer.echo(json.dumps(result, ensure_ascii=False, default=str))
-    elif fmt == "table":
-        table = Table(*columns, title=title)
-        for row in rows:
-            table.add_row(*("" if row.get(c) is None else f"{row[c]:.4g}" if isinstance(row.get(c), float)
-                            else str(row[c]) for c in columns))
-        console.print(table)
-    elif fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        if output:
-            output.write_text(buf.getvalue(), encoding="utf-8-sig")
-        else:
-            sys.stdout.write(buf.getvalue())
-    elif fmt == "xlsx":
-        from openpyxl import Workbook
-
-        if output is None:
-            _fail("--output", "xlsx needs a file: --output report.xlsx")
-        wb = Workbook()
-        ws = wb.active
-        ws.title = title[:31]
-        ws.append(columns)
-        for row in rows:
-            ws.append([row.get(c) for c in columns])
-        wb.save(output)
-    else:
+        return
+    if fmt == "table":
+        for table in tables if table_key is None else [t for t in tables if t.key == table_key]:
+            view = Table(*(c.label for c in table.columns), title=f"{table.title} [{table.key}]")
+            for row in table.rows:
+                view.add_row(*(output_mod.text_cell(c, row.get(c.key)) for c in table.columns))
+            console.print(view)
+        return
+    if fmt not in ("csv", "xlsx"):
         _fail("--format", "use table, json, csv or xlsx")
+    chosen = output_mod.find_table(tables, table_key)
+    if chosen is None:
+        _fail("--table", f"{spec.name} has the tables {', '.join(t.key for t in tables)}")
+    assert chosen is not None
+    if fmt == "csv":
+        data = b"".join(output_mod.table_csv(chosen))
+        if output:
+            output.write_bytes(data)
+        else:
+            sys.stdout.write(data.decode("utf-8-sig"))
+        return
+    if output is None:
+        _fail("--output", "xlsx needs a file: --output report.xlsx")
+    assert output is not None
+    output.write_bytes(b"".join(output_mod.table_xlsx(chosen)))
 
 
-@report_app.command("funnel")
-def funnel_command(
-    date_from: From, date_to: To, pipeline: PipelineOpt = None, team: TeamOpt = None, owner: OwnerOpt = None,
-    channel: ChannelOpt = None,
-    strict: StrictOpt = False,
-    as_user: AsOpt = None, format: FormatOpt = "table", output: OutOpt = None,
-) -> None:
-    """Cohort funnel: of the deals created in the period, how many reached each stage, with
-    conversion from the previous stage and its 95% interval, and time in stage."""
+def _run(spec: ReportSpec, date_from: str, date_to: str, pipeline: int | None, team: str | None,
+         owner: str | None, channel: str | None, product: str | None, segment: str | None, interval: str,
+         strict: bool, as_user: str | None, fmt: str, output: Path | None, table_key: str | None) -> None:
     from loudou.cli import run_migrations
 
     run_migrations()
     with get_database().session_scope(write=False) as session:
-        filters = _filters(session, date_from, date_to, pipeline, team, owner, channel, strict)
-        result = funnel.cohort_funnel(session, _viewer(session, as_user), filters)
-    columns = ["stage_id", "name", "reached", "conversion_from_previous", "ci_low", "ci_high",
-               "median_days_in_stage", "p90_days_in_stage"]
-    _emit(result, result["stages"], columns, format, output, "funnel")
+        filters = _filters(session, date_from, date_to, pipeline, team, owner, channel, strict,
+                           product=product, segment=segment, interval=interval)
+        result = spec.compute(session, _viewer(session, as_user), filters)
+    _emit(spec, result, filters, fmt, output, table_key)
+
+
+def _command(spec: ReportSpec) -> Callable[..., None]:
+    command: Callable[..., None]
+    if "strict" in spec.extra_options:
+        def with_strict(
+            date_from: From, date_to: To, pipeline: PipelineOpt = None, team: TeamOpt = None,
+            owner: OwnerOpt = None, channel: ChannelOpt = None, product: ProductOpt = None,
+            segment: SegmentOpt = None, strict: StrictOpt = False, as_user: AsOpt = None,
+            format: FormatOpt = "table", output: OutOpt = None, table: TableOpt = None,
+        ) -> None:
+            _run(spec, date_from, date_to, pipeline, team, owner, channel, product, segment, "month", strict,
+                 as_user, format, output, table)
+        command = with_strict
+    else:
+        def plain(
+            date_from: From, date_to: To, pipeline: PipelineOpt = None, team: TeamOpt = None,
+            owner: OwnerOpt = None, channel: ChannelOpt = None, product: ProductOpt = None,
+            segment: SegmentOpt = None, interval: IntervalOpt = "month", as_user: AsOpt = None,
+            format: FormatOpt = "table", output: OutOpt = None, table: TableOpt = None,
+        ) -> None:
+            _run(spec, date_from, date_to, pipeline, team, owner, channel, product, segment, interval, False,
+                 as_user, format, output, table)
+        command = plain
+    command.__doc__ = f"{spec.summary} Period: {spec.period_meaning.lower()}."
+    return command
+
+
+def _register_commands() -> None:
+    for spec in all_reports().values():
+        report_app.command(spec.name, help=f"{spec.title}: {spec.summary} (Period: {spec.period_meaning}.)")(
+            _command(spec))
+
+
+_register_commands()
 
 
 analytics_app = typer.Typer(help="Maintain the derived analytics state.", no_args_is_help=True)

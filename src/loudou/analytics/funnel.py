@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from loudou.analytics.filters import ReportFilters, cohort_conditions
+from loudou.analytics.reports import Chart, Col, ReportSpec, Table, drill_params, register
+from loudou.analytics.reports import msg as _
 from loudou.analytics.stats import percentile, wilson
 from loudou.auth.models import User
 from loudou.deal.models import Deal, DealStatus, StageTransition
@@ -153,3 +155,56 @@ def cohort_funnel(session: Session, viewer: User, filters: ReportFilters) -> dic
         "win_rate_of_closed": _rate(won, won + by_status[DealStatus.lost]),
         "win_rate_of_cohort": _rate(won, cohort),
     }
+
+
+# --- the report as a registry entry (CLI, API, pages) ----------------------------------
+
+def _funnel_tables(result: dict[str, Any], filters: ReportFilters) -> list[Table]:
+    base = {"pipeline_id": result["pipeline_id"]}
+
+    def drill(row: dict[str, Any]) -> dict[str, Any]:
+        return {**drill_params(filters), **base, "reached_stage_id": row["stage_id"]}
+
+    stage_rows = [
+        {**{k: v for k, v in row.items() if k != "continuation"},
+         "continuation_rate": row["continuation"]["rate"]}
+        for row in result["stages"]
+    ]
+    outcome_rows = [
+        {"status": status, "deals": result[status], "share": result[status] / result["cohort_size"]
+         if result["cohort_size"] else None}
+        for status in ("won", "lost", "disqualified", "open")
+    ]
+
+    def drill_status(row: dict[str, Any]) -> dict[str, Any]:
+        return {**drill_params(filters), **base, "status": row["status"]}
+
+    return [
+        Table("stages", _("Cohort funnel"), [
+            Col("name", _("Stage")), Col("reached", _("Reached"), "int"),
+            Col("reached_amount", _("Amount reached"), "money"),
+            Col("conversion_from_previous", _("Conversion from previous"), "pct"),
+            Col("ci_low", _("95% low"), "pct"), Col("ci_high", _("95% high"), "pct"),
+            Col("conversion_from_start", _("Conversion from start"), "pct"),
+            Col("continuation_rate", _("Went further"), "pct"),
+            Col("median_days_in_stage", _("Median days in stage"), "days"),
+            Col("p90_days_in_stage", _("P90 days in stage"), "days"),
+        ], stage_rows, drill),
+        Table("outcomes", _("Outcome of the cohort"), [
+            Col("status", _("Status")), Col("deals", _("Deals"), "int"), Col("share", _("Share"), "pct"),
+        ], outcome_rows, drill_status),
+    ]
+
+
+FUNNEL = register(ReportSpec(
+    name="funnel",
+    title=_("Cohort funnel"),
+    summary=_("Of the deals created in the period, how many reached each stage, with conversion "
+              "from the previous stage and its 95% interval, and time in stage."),
+    compute=cohort_funnel,
+    tables=_funnel_tables,
+    charts=(Chart("funnel", "stages", "name", ("reached",), _("Deals reaching each stage")),
+            Chart("bar", "stages", "name", ("conversion_from_previous",), _("Conversion from previous"))),
+    period_meaning=_("Deals created in the period"),
+    extra_options=("strict",),
+))

@@ -20,6 +20,8 @@ class Team(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    # Regional office or area the team belongs to; reports group teams by it.
+    region: Mapped[str | None] = mapped_column(sa.String(80))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

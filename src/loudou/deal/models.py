@@ -69,6 +69,7 @@ class Deal(Base):
     company_id: Mapped[int | None] = mapped_column(sa.ForeignKey("companies.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(sa.ForeignKey("contacts.id"), index=True)
     channel_id: Mapped[int | None] = mapped_column(sa.ForeignKey("channels.id"), index=True)
+    product_id: Mapped[int | None] = mapped_column(sa.ForeignKey("products.id"))
     amount: Mapped[Decimal | None] = mapped_column(sa.Numeric(14, 2))
     currency: Mapped[str] = mapped_column(sa.String(3), default="CNY")
     expected_close_date: Mapped[dt.date | None] = mapped_column(sa.Date)

@@ -11,14 +11,27 @@ from sqlalchemy.orm import Session
 
 from loudou.auth import policy
 from loudou.auth.models import Role, User
+from loudou.company.models import Company
 from loudou.db import Database
 from loudou.deal.models import Deal, StageTransition
 from loudou.deal.schemas import DEAL_FIELDS, DealFilters
 from loudou.listing import ListSpec, SortSpec, encode_cursor
+from loudou.pipeline.models import Stage
 from loudou.rawrows import RowShaper, fragments, sqlite_json_object, untyped
 
 SORTABLE = ("id", "created_at", "updated_at", "amount", "expected_close_date", "closed_at", "title",
             "stage_entered_at", "last_activity_at")
+
+
+def _reached_stage(stage_id: int) -> sa.ColumnElement[bool]:
+    """Deals that ever reached the stage (its bit in the derived ``reached_mask``)."""
+    bit = sa.select(Stage.bit).where(Stage.id == stage_id).scalar_subquery()
+    return Deal.reached_mask.op("&")(sa.literal(1, sa.BigInteger).op("<<")(bit)) != 0
+
+
+def _industry(industry: str) -> sa.ColumnElement[bool]:
+    """Deals of companies in the segment (the company's industry)."""
+    return Deal.company_id.in_(sa.select(Company.id).where(Company.industry == industry))
 
 
 DEAL_LIST = ListSpec(
@@ -27,6 +40,7 @@ DEAL_LIST = ListSpec(
     date_ranges={"created_at": ("created_from", "created_to"), "closed_at": ("closed_from", "closed_to")},
     value_ranges={"amount": ("amount_min", "amount_max")},
     text_columns=("title",),
+    custom={"reached_stage_id": _reached_stage, "industry": _industry},
 )
 
 

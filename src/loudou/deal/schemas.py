@@ -22,6 +22,7 @@ class DealFields(InputModel):
     company_id: int | None = None
     contact_id: int | None = None
     channel_id: int | None = None
+    product_id: int | None = None
     amount: Money | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     expected_close_date: dt.date | None = None
@@ -83,6 +84,10 @@ class DealFilters(ListQuery):
     channel_id: int | None = None
     company_id: int | None = None
     contact_id: int | None = None
+    product_id: int | None = None
+    lost_reason_id: int | None = None
+    reached_stage_id: int | None = None
+    industry: str | None = Field(default=None, max_length=80)
     created_from: dt.date | None = None
     created_to: dt.date | None = None
     closed_from: dt.date | None = None
@@ -103,6 +108,7 @@ class DealRead(InputModel):
     company_id: int | None
     contact_id: int | None
     channel_id: int | None
+    product_id: int | None
     amount: float | None
     currency: str
     expected_close_date: dt.date | None

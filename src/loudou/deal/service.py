@@ -34,6 +34,7 @@ from loudou.errors import Conflict, MissingForStage, ValidationFailed
 from loudou.pipeline import queries as pipeline_queries
 from loudou.pipeline.models import Pipeline, Stage
 from loudou.pipeline.service import check_version
+from loudou.product.models import Product
 from loudou.search import service as search_service
 
 #: Called inside the transaction after each transition is written, so other domains
@@ -47,7 +48,7 @@ SEARCHED_FIELDS = {"title", "owner_id", "team_id"}
 
 AUDITED_FIELDS = [
     "title", "pipeline_id", "stage_id", "status", "owner_id", "team_id", "company_id", "contact_id",
-    "channel_id", "amount", "currency", "expected_close_date", "description",
+    "channel_id", "product_id", "amount", "currency", "expected_close_date", "description",
 ]
 
 
@@ -64,6 +65,7 @@ def _resolve_refs(session: Session, viewer: User, values: dict[str, Any]) -> Non
     records.check_visible_ref(session, viewer, Company, values.get("company_id"), "company_id")
     records.check_visible_ref(session, viewer, Contact, values.get("contact_id"), "contact_id")
     records.check_visible_ref(session, viewer, Channel, values.get("channel_id"), "channel_id")
+    records.check_visible_ref(session, viewer, Product, values.get("product_id"), "product_id")
     if values.get("owner_id") is not None:
         records.set_owner(session, viewer, values)
 
