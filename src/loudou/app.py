@@ -10,6 +10,7 @@ from loudou import __version__
 from loudou.activity import api as activity_api
 from loudou.activity import views as activity_views
 from loudou.analytics import api as analytics_api
+from loudou.analytics import views as analytics_views
 from loudou.auth import api as auth_api
 from loudou.auth import views as auth_views
 from loudou.channel import api as channel_api
@@ -35,7 +36,7 @@ API_ROUTERS = (deal_api.router, company_api.router, contact_api.router, activity
                activity_api.tasks, pipeline_api.router, auth_api.router, channel_api.router, analytics_api.router)
 PAGE_ROUTERS = (auth_views.router, board_views.router, deal_list_views.router, deal_detail_views.router,
                 company_views.router, contact_views.router, activity_views.router, search_views.router,
-                settings_views.router)
+                settings_views.router, analytics_views.router)
 
 
 def create_app(db: Database | None = None) -> FastAPI:

@@ -88,7 +88,7 @@ PAGE_LIST = ListSpec(
     date_ranges=DEAL_LIST.date_ranges,
     value_ranges={**DEAL_LIST.value_ranges, "expected_close_date": ("close_from", "close_to")},
     text_columns=DEAL_LIST.text_columns,
-    custom={"rotting_stages": _rotting_clause},
+    custom={**DEAL_LIST.custom, "rotting_stages": _rotting_clause},
 )
 
 _COLUMNS: tuple[Any, ...] = (
