@@ -8,6 +8,7 @@ cohort's deals, no replay of the transition history.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,11 +17,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from loudou.analytics.filters import ReportFilters, cohort_conditions
+from loudou.analytics import counters
+from loudou.analytics.filters import ReportFilters, deal_conditions
 from loudou.analytics.reports import Chart, Col, ReportSpec, Table, drill_params, register
 from loudou.analytics.reports import msg as _
-from loudou.analytics.stats import percentile, wilson
-from loudou.auth.models import User
+from loudou.analytics.stats import wilson
+from loudou.auth import policy
+from loudou.auth.models import Role, User
 from loudou.deal.models import Deal, DealStatus, StageTransition
 from loudou.errors import ValidationFailed
 from loudou.pipeline import queries as pipeline_queries
@@ -45,33 +48,102 @@ def resolve_pipeline(session: Session, pipeline_id: int | None) -> Pipeline:
     return pipeline
 
 
-def cohort_groups(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int) -> list[CohortGroup]:
+def _raw_groups(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int, start: dt.datetime,
+                end: dt.datetime) -> list[tuple[int, str, int, Decimal]]:
     stmt = (
         sa.select(Deal.reached_mask, Deal.status, sa.func.count(), sa.func.coalesce(sa.func.sum(Deal.amount), 0))
-        .where(*cohort_conditions(viewer, filters, pipeline_id))
+        .where(Deal.created_at >= start, Deal.created_at < end, *deal_conditions(viewer, filters, pipeline_id))
         .group_by(Deal.reached_mask, Deal.status)
     )
-    return [CohortGroup(int(m), DealStatus(s), int(c), Decimal(str(a))) for m, s, c, a in session.execute(stmt)]
+    return [(int(m), str(DealStatus(s)), int(c), Decimal(str(a))) for m, s, c, a in session.execute(stmt)]
 
 
-def stage_durations(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int) -> dict[int, list[int]]:
-    """Completed stays (seconds) per stage of the cohort's deals, ascending."""
-    stmt = (
-        sa.select(StageTransition.to_stage_id, StageTransition.duration_s)
-        .join(Deal, Deal.id == StageTransition.deal_id)
-        .where(*cohort_conditions(viewer, filters, pipeline_id), StageTransition.to_status == DealStatus.open,
-               StageTransition.duration_s.is_not(None))
-    )
-    out: dict[int, list[int]] = defaultdict(list)
-    for stage_id, duration in session.execute(stmt):
-        out[int(stage_id)].append(int(duration or 0))
-    for values in out.values():
-        values.sort()
+def _counter_conditions(table: sa.Table, viewer: User, filters: ReportFilters, pipeline_id: int,
+                        months: tuple[dt.date, dt.date], *, owner_and_channel: bool = True
+                        ) -> list[sa.ColumnElement[bool]]:
+    c = table.c
+    out = [c.pipeline_id == pipeline_id, c.month >= months[0], c.month < months[1],
+           policy.owned_condition(viewer, c.team_id, c.owner_id) if owner_and_channel
+           else policy.owned_condition(viewer, c.team_id, sa.null())]
+    if filters.team_id is not None:
+        out.append(c.team_id == filters.team_id)
+    if owner_and_channel:
+        if filters.owner_id is not None:
+            out.append(c.owner_id == filters.owner_id)
+        if filters.channel_id is not None:
+            out.append(c.channel_id == filters.channel_id)
     return out
 
 
-def _days(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds / DAY_S, 2)
+def _countable(filters: ReportFilters) -> bool:
+    """Filters the counter tables carry (product and company segment are not in them)."""
+    return filters.industry is None and filters.product_id is None
+
+
+def cohort_groups(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int) -> list[CohortGroup]:
+    """The cohort's deals by (stages reached, status): whole months from
+    ``analytics_cohort_counts``, partial months (and filters no counter carries) from deals."""
+    found: dict[tuple[int, str], tuple[int, Decimal]] = defaultdict(lambda: (0, Decimal(0)))
+    rows: list[tuple[int, str, int, Decimal]] = []
+    if _countable(filters):
+        months, edges = counters.split_period(filters.start, filters.end)
+        if months is not None:
+            t = counters.cohort_counts
+            stmt = (sa.select(t.c.reached_mask, t.c.status, sa.func.sum(t.c.n), sa.func.sum(t.c.amount))
+                    .where(*_counter_conditions(t, viewer, filters, pipeline_id, months))
+                    .group_by(t.c.reached_mask, t.c.status))
+            rows += [(int(m), str(s), int(n or 0), Decimal(str(a or 0))) for m, s, n, a in session.execute(stmt)]
+        for start, end in edges:
+            rows += _raw_groups(session, viewer, filters, pipeline_id, start, end)
+    else:
+        rows = _raw_groups(session, viewer, filters, pipeline_id, filters.start, filters.end)
+    for mask, status, n, amount in rows:
+        count, total = found[(mask, status)]
+        found[(mask, status)] = (count + n, total + amount)
+    return [CohortGroup(mask, DealStatus(status), n, amount) for (mask, status), (n, amount) in found.items() if n]
+
+
+def _raw_stays(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int, start: dt.datetime,
+               end: dt.datetime) -> list[tuple[int, int, int]]:
+    hours = sa.cast(StageTransition.duration_s / counters.HOUR_S, sa.Integer)
+    stmt = (
+        sa.select(StageTransition.to_stage_id, hours, sa.func.count())
+        .join(Deal, Deal.id == StageTransition.deal_id)
+        .where(Deal.created_at >= start, Deal.created_at < end, *deal_conditions(viewer, filters, pipeline_id),
+               StageTransition.to_status == DealStatus.open, StageTransition.duration_s.is_not(None))
+        .group_by(StageTransition.to_stage_id, hours)
+    )
+    return [(int(s), int(h), int(n)) for s, h, n in session.execute(stmt)]
+
+
+def stage_durations(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int
+                    ) -> dict[int, list[tuple[int, int]]]:
+    """Completed stays per stage of the cohort's deals as a histogram of whole hours:
+    ``{stage_id: [(hours, count), ...]}`` ascending. Whole months from
+    ``analytics_stay_hours`` (which has no owner or channel: those filters, and a rep's
+    own view, read the history)."""
+    rows: list[tuple[int, int, int]] = []
+    by_owner = viewer.role == Role.rep or (viewer.role == Role.manager and viewer.team_id is None)
+    if _countable(filters) and filters.owner_id is None and filters.channel_id is None and not by_owner:
+        months, edges = counters.split_period(filters.start, filters.end)
+        if months is not None:
+            t = counters.stay_hours
+            stmt = (sa.select(t.c.stage_id, t.c.hours, sa.func.sum(t.c.n))
+                    .where(*_counter_conditions(t, viewer, filters, pipeline_id, months, owner_and_channel=False))
+                    .group_by(t.c.stage_id, t.c.hours))
+            rows += [(int(s), int(h), int(n or 0)) for s, h, n in session.execute(stmt)]
+        for start, end in edges:
+            rows += _raw_stays(session, viewer, filters, pipeline_id, start, end)
+    else:
+        rows = _raw_stays(session, viewer, filters, pipeline_id, filters.start, filters.end)
+    merged: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for stage_id, hours, n in rows:
+        merged[stage_id][hours] += n
+    return {stage_id: sorted((h, n) for h, n in hist.items() if n) for stage_id, hist in merged.items()}
+
+
+def _hours_as_days(hours: float | None) -> float | None:
+    return None if hours is None else round(hours / 24, 2)
 
 
 def _rate(successes: int, trials: int) -> dict[str, float | None]:
@@ -115,6 +187,7 @@ def cohort_funnel(session: Session, viewer: User, filters: ReportFilters) -> dic
         conversion = _rate(moved_on, previous_reached)
         continued = sum(g.count for g in at if went_further(i, g))
         stays = durations.get(stage.id, [])
+        stays_n = sum(n for _, n in stays)
         rows.append({
             "stage_id": stage.id,
             "position": stage.position,
@@ -128,9 +201,9 @@ def cohort_funnel(session: Session, viewer: User, filters: ReportFilters) -> dic
             "conversion_from_start": n / cohort if cohort else None,
             "continued": continued,
             "continuation": _rate(continued, n),
-            "median_days_in_stage": _days(percentile(stays, 0.5)),  # type: ignore[arg-type]
-            "p90_days_in_stage": _days(percentile(stays, 0.9)),  # type: ignore[arg-type]
-            "completed_stays": len(stays),
+            "median_days_in_stage": _hours_as_days(counters.histogram_percentile(stays, 0.5)),
+            "p90_days_in_stage": _hours_as_days(counters.histogram_percentile(stays, 0.9)),
+            "completed_stays": stays_n,
         })
         previous_reached = n
     by_status: dict[DealStatus, int] = defaultdict(int)

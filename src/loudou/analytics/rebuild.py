@@ -5,7 +5,8 @@ Derived state (kept current by deal.service / activity.service on every write):
 - ``stage_transitions.duration_s``: seconds to the deal's next transition (NULL for the last);
 - ``deals.reached_mask``: OR of the bits of every open stage the deal entered;
 - ``deals.stage_entered_at``: time of the deal's last transition;
-- ``deals.activity_count`` and ``deals.last_activity_at``: from its activities.
+- ``deals.activity_count`` and ``deals.last_activity_at``: from its activities;
+- the counter tables of :mod:`loudou.analytics.counters` (cohort counts, stay histogram).
 Set-based SQL (window functions are fine here: this is an offline job, not a request).
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
+from loudou.analytics import counters
 from loudou.db import Database
 
 # Expected values per deal / per transition, as derived tables.
@@ -96,6 +98,8 @@ def verify(conn: Connection) -> list[CheckResult]:
     for table, column, key in CHECKS:
         n = conn.exec_driver_sql(_mismatch_sql(table, column, _sql(key, dialect))).scalar_one()
         out.append(CheckResult(table, column, int(n)))
+    for table, n in counters.mismatches(conn).items():
+        out.append(CheckResult(table, "n, amount" if "cohort" in table else "n", n))
     return out
 
 
@@ -111,6 +115,7 @@ def rebuild(db: Database) -> list[CheckResult]:
             conn.exec_driver_sql(
                 f"UPDATE {table} SET {column} = (SELECT e.expected FROM rebuild_expected e WHERE e.id = {table}.id)")
             conn.exec_driver_sql("DROP TABLE rebuild_expected")
+        counters.rebuild(conn)  # from the values just recomputed
         results = verify(conn)
     return results
 

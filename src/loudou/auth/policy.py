@@ -38,13 +38,21 @@ def _is_owned(model: Any) -> bool:
 
 def condition(viewer: User, model: Any) -> sa.ColumnElement[bool]:
     """The rule as a WHERE condition on ``model`` for ``viewer``."""
+    if not _is_owned(model):
+        return sa.true() if viewer.is_active else sa.false()
+    return owned_condition(viewer, model.team_id, model.owner_id)
+
+
+def owned_condition(viewer: User, team_column: Any, owner_column: Any) -> sa.ColumnElement[bool]:
+    """The same rule on explicit team and owner columns: for tables that summarise owned
+    records (the analytics counters), so a summary shows no more than its rows would."""
     if not viewer.is_active:
         return sa.false()
-    if not _is_owned(model) or viewer.role == Role.admin:
+    if viewer.role == Role.admin:
         return sa.true()
     if viewer.role == Role.manager and viewer.team_id is not None:
-        return model.team_id == viewer.team_id
-    return model.owner_id == viewer.id
+        return team_column == viewer.team_id
+    return owner_column == viewer.id
 
 
 def scope(stmt: S, viewer: User, model: Any) -> S:

@@ -9,6 +9,11 @@ Every change here
   reached_mask, the previous transition's duration_s), see ``_record_transition``;
 - writes one audit_log row per changed field.
 Services flush and never commit: the request or the CLI scope commits.
+
+Every stage and status change takes effect now, unless the caller gives an effective time
+``at`` (imports of history): the transition, created_at / closed_at / stage_entered_at and
+the previous stay's duration then use that time. It must be timezone-aware, not in the
+future and not before the deal's last transition (``effective_time``).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from loudou.search import service as search_service
 #: hook(session, deal, transition, previous_entered_at).
 TransitionHook = Callable[[Session, Deal, StageTransition, "dt.datetime | None"], None]
 TRANSITION_HOOKS: list[TransitionHook] = []
+#: Called inside the transaction before a deal and its history are deleted.
+DELETE_HOOKS: list[Callable[[Session, Deal], None]] = []
 
 #: Changes that alter what the global search holds for a deal (its title and who sees it).
 SEARCHED_FIELDS = {"title", "owner_id", "team_id"}
@@ -68,6 +75,31 @@ def _resolve_refs(session: Session, viewer: User, values: dict[str, Any]) -> Non
     records.check_visible_ref(session, viewer, Product, values.get("product_id"), "product_id")
     if values.get("owner_id") is not None:
         records.set_owner(session, viewer, values)
+
+
+def effective_time(at: dt.datetime | None, *, not_before: dt.datetime | None = None) -> dt.datetime:
+    """When a change takes effect: now, or ``at`` for an import of history.
+
+    Rule: ``at`` is timezone-aware, not in the future, and not before ``not_before`` (the
+    deal's last transition), so the history stays in order and every stay has a length."""
+    now = utcnow()
+    if at is None:
+        return now
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValidationFailed("at must be a timezone-aware time", field="at")
+    at = at.astimezone(dt.UTC)
+    if at > now:
+        raise ValidationFailed(f"at {at.isoformat()} is in the future", field="at")
+    if not_before is not None and at < not_before:
+        raise ValidationFailed(
+            f"at {at.isoformat()} is before the deal's last change at {not_before.isoformat()}", field="at")
+    return at
+
+
+def _effective_audit(changes: dict[str, tuple[Any, Any]], at: dt.datetime | None, when: dt.datetime) -> None:
+    """A change recorded with an explicit effective time says so in the audit log."""
+    if at is not None:
+        changes["effective_at"] = (None, when)
 
 
 def _stage_of(session: Session, pipeline: Pipeline, stage_id: int, field: str = "stage_id") -> Stage:
@@ -137,7 +169,9 @@ def _record_transition(
     return transition
 
 
-def create_deal(session: Session, viewer: User, data: DealCreate, *, source: str = "api") -> Deal:
+def create_deal(session: Session, viewer: User, data: DealCreate, *, source: str = "api",
+                at: dt.datetime | None = None) -> Deal:
+    now = effective_time(at)
     values = data.model_dump(exclude={"pipeline_id", "stage_id", "checklist"}, exclude_none=True)
     values.setdefault("owner_id", viewer.id)
     _resolve_refs(session, viewer, values)
@@ -152,7 +186,6 @@ def create_deal(session: Session, viewer: User, data: DealCreate, *, source: str
     if not stages:
         raise ValidationFailed(f"pipeline {pipeline.id} has no stages", field="pipeline_id")
     stage = _stage_of(session, pipeline, data.stage_id) if data.stage_id is not None else stages[0]
-    now = utcnow()
     deal = Deal(
         pipeline_id=pipeline.id, stage_id=stage.id, status=DealStatus.open, created_by_id=viewer.id,
         created_at=now, updated_at=now, stage_entered_at=now, reached_mask=1 << stage.bit, checklist_done={},
@@ -164,8 +197,10 @@ def create_deal(session: Session, viewer: User, data: DealCreate, *, source: str
     session.flush()
     _record_transition(session, deal, kind=TransitionKind.create, to_stage=stage, to_status=DealStatus.open,
                        by=viewer, at=now, from_stage_id=None, from_status=None)
+    created = audit.snapshot(deal, AUDITED_FIELDS)
+    _effective_audit(created, at, now)
     audit.record(session, user_id=viewer.id, entity="deal", entity_id=deal.id, action="create",
-                 changes=audit.snapshot(deal, AUDITED_FIELDS), source=source)
+                 changes=created, source=source)
     search_service.index_deal(session, deal)
     session.flush()
     return deal
@@ -197,13 +232,15 @@ def update_deal(session: Session, viewer: User, deal_id: int, data: DealUpdate, 
     return deal
 
 
-def move_deal(session: Session, viewer: User, deal_id: int, data: DealMove, *, source: str = "api") -> Deal:
+def move_deal(session: Session, viewer: User, deal_id: int, data: DealMove, *, source: str = "api",
+              at: dt.datetime | None = None) -> Deal:
     """Rule: an open deal may move to any open stage of its pipeline, forwards, backwards or
     skipping stages; entering the stage enforces its required fields and checklist."""
     deal = load_deal_for_change(session, viewer, deal_id)
     check_version(deal, data.version, "deal")
     if deal.status != DealStatus.open:
         raise Conflict(f"deal {deal.id} is {deal.status.value}; reopen it before moving it")
+    now = effective_time(at, not_before=deal.stage_entered_at)
     pipeline = session.get(Pipeline, deal.pipeline_id)
     assert pipeline is not None
     stage = _stage_of(session, pipeline, data.stage_id)
@@ -212,9 +249,9 @@ def move_deal(session: Session, viewer: User, deal_id: int, data: DealMove, *, s
         raise ValidationFailed(f"deal {deal.id} is already in stage {stage.name}", field="stage_id")
     _confirm_checklist(deal, stage, data.checklist)
     enforce_stage_entry(pipeline, stage, deal)
-    now = utcnow()
     from_stage_id = deal.stage_id
     changes["stage_id"] = (from_stage_id, stage.id)
+    _effective_audit(changes, at, now)
     deal.stage_id = stage.id
     deal.updated_at = now
     _record_transition(session, deal, kind=TransitionKind.move, to_stage=stage, to_status=DealStatus.open,
@@ -227,12 +264,13 @@ def move_deal(session: Session, viewer: User, deal_id: int, data: DealMove, *, s
 
 def _close(
     session: Session, viewer: User, deal_id: int, data: DealClose, status: DealStatus, kind: TransitionKind,
-    source: str,
+    source: str, at: dt.datetime | None,
 ) -> Deal:
     deal = load_deal_for_change(session, viewer, deal_id)
     check_version(deal, data.version, "deal")
     if deal.status != DealStatus.open:
         raise Conflict(f"deal {deal.id} is already {deal.status.value}")
+    now = effective_time(at, not_before=deal.stage_entered_at)
     changes: dict[str, tuple[Any, Any]] = {}
     if status in (DealStatus.lost, DealStatus.disqualified):
         reason_kind = "lost" if status == DealStatus.lost else "disqualify"
@@ -253,10 +291,10 @@ def _close(
             changes |= audit.apply_changes(deal, {"amount": data.amount})
         if data.note is not None:
             changes |= audit.apply_changes(deal, {"close_note": data.note})
-    now = utcnow()
     stage = session.get(Stage, deal.stage_id)
     assert stage is not None
     changes["status"] = (deal.status, status)
+    _effective_audit(changes, at, now)
     deal.status = status
     deal.closed_at = now
     deal.updated_at = now
@@ -268,34 +306,38 @@ def _close(
     return deal
 
 
-def win_deal(session: Session, viewer: User, deal_id: int, data: DealClose, *, source: str = "api") -> Deal:
-    return _close(session, viewer, deal_id, data, DealStatus.won, TransitionKind.win, source)
+def win_deal(session: Session, viewer: User, deal_id: int, data: DealClose, *, source: str = "api",
+             at: dt.datetime | None = None) -> Deal:
+    return _close(session, viewer, deal_id, data, DealStatus.won, TransitionKind.win, source, at)
 
 
-def lose_deal(session: Session, viewer: User, deal_id: int, data: DealClose, *, source: str = "api") -> Deal:
+def lose_deal(session: Session, viewer: User, deal_id: int, data: DealClose, *, source: str = "api",
+              at: dt.datetime | None = None) -> Deal:
     """Rule: a lost deal always carries a reason (PRODUCT.md C5 analyses them)."""
-    return _close(session, viewer, deal_id, data, DealStatus.lost, TransitionKind.lose, source)
+    return _close(session, viewer, deal_id, data, DealStatus.lost, TransitionKind.lose, source, at)
 
 
 def disqualify_deal(session: Session, viewer: User, deal_id: int, data: DealClose, *,
-                    source: str = "api") -> Deal:
+                    source: str = "api", at: dt.datetime | None = None) -> Deal:
     """Rule: disqualified deals leave the active funnel but stay in history (B2)."""
-    return _close(session, viewer, deal_id, data, DealStatus.disqualified, TransitionKind.disqualify, source)
+    return _close(session, viewer, deal_id, data, DealStatus.disqualified, TransitionKind.disqualify, source, at)
 
 
-def reopen_deal(session: Session, viewer: User, deal_id: int, data: DealReopen, *, source: str = "api") -> Deal:
+def reopen_deal(session: Session, viewer: User, deal_id: int, data: DealReopen, *, source: str = "api",
+                at: dt.datetime | None = None) -> Deal:
     """Rule: a closed deal reopens into the stage it closed at, or a chosen open stage."""
     deal = load_deal_for_change(session, viewer, deal_id)
     check_version(deal, data.version, "deal")
     if deal.status == DealStatus.open:
         raise Conflict(f"deal {deal.id} is already open")
+    now = effective_time(at, not_before=deal.stage_entered_at)
     pipeline = session.get(Pipeline, deal.pipeline_id)
     assert pipeline is not None
     stage = _stage_of(session, pipeline, data.stage_id if data.stage_id is not None else deal.stage_id)
-    now = utcnow()
     from_stage_id, from_status = deal.stage_id, deal.status
     changes = audit.apply_changes(deal, {"status": DealStatus.open, "stage_id": stage.id, "closed_at": None,
                                          "lost_reason_id": None, "close_note": None})
+    _effective_audit(changes, at, now)
     deal.updated_at = now
     _record_transition(session, deal, kind=TransitionKind.reopen, to_stage=stage, to_status=DealStatus.open,
                        by=viewer, at=now, from_stage_id=from_stage_id, from_status=from_status)
@@ -312,6 +354,8 @@ def delete_deal(session: Session, viewer: User, deal_id: int, version: int, *, s
                  changes={f: (getattr(deal, f), None) for f in AUDITED_FIELDS if getattr(deal, f) is not None},
                  source=source)
     search_service.remove_deal(session, deal.id)
+    for hook in DELETE_HOOKS:
+        hook(session, deal)
     session.execute(sa.delete(Activity).where(Activity.deal_id == deal.id))
     session.execute(sa.delete(StageTransition).where(StageTransition.deal_id == deal.id))
     session.delete(deal)

@@ -83,4 +83,17 @@ def run(
     db.engine.dispose()
     # The demo bypasses the services, so the global search index is built in one pass.
     search_service.rebuild_index(db, progress)
+    # ... and so are the analytics counter tables.
+    _rebuild_counters(db, progress)
     return plan
+
+
+def _rebuild_counters(db: Database, progress: writer.Progress | None) -> None:
+    from loudou.analytics import counters
+
+    if progress is not None:
+        progress.start("counters", "analytics counters", 1)
+    with db.engine.begin() as conn:
+        counters.rebuild(conn)
+    if progress is not None:
+        progress.advance("counters", 1)
