@@ -157,3 +157,8 @@ def test_period_split_into_whole_months_and_edges() -> None:
     months, edges = counters.split_period(dt.datetime(2025, 1, 10, tzinfo=utc), dt.datetime(2025, 1, 20, tzinfo=utc),
                                           now)
     assert months is None and edges == [(dt.datetime(2025, 1, 10, tzinfo=utc), dt.datetime(2025, 1, 20, tzinfo=utc))]
+
+
+def test_stay_lengths_are_floored_to_the_histogram_resolution() -> None:
+    hours = (0, 23, 24, 29, 30, 239, 240, 263, 264, 1000)
+    assert [counters.stay_bucket(h * 3600 + 59) for h in hours] == [0, 23, 24, 24, 30, 234, 240, 240, 264, 984]

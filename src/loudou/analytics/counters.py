@@ -6,8 +6,10 @@ stages ever reached, status) with their count and amount — one row per combina
 14× fewer rows than deals at 1M, and a month of a manager's team is a few hundred rows.
 
 ``analytics_stay_hours``: completed stays in an open stage by (pipeline, month the deal
-was created, team, stage, whole hours) — a histogram from which percentiles of time in
-stage are exact at hour resolution (a stay's length is counted in whole hours, floored).
+was created, team, stage, length) — a histogram from which percentiles of time in stage
+are exact at its resolution: a stay's length is floored to the hour below one day, to 6
+hours below ten days and to the day beyond (:func:`stay_bucket`; about 50× fewer rows
+than stays at 1M deals).
 
 Missing keys (no team, owner or channel) are stored as 0, so the composite primary key
 works as the upsert target on SQLite and PostgreSQL alike.
@@ -41,6 +43,22 @@ from loudou.deal.models import Deal, DealStatus, StageTransition
 from loudou.deal.service import DELETE_HOOKS, TRANSITION_HOOKS
 
 HOUR_S = 3600
+
+
+def stay_bucket(seconds: int) -> int:
+    """A stay's length in hours, floored to the histogram's resolution."""
+    hours = seconds // HOUR_S
+    if hours < 24:
+        return hours
+    if hours < 240:
+        return hours // 6 * 6
+    return hours // 24 * 24
+
+
+def stay_bucket_sql(duration: Any) -> Any:
+    """:func:`stay_bucket` as SQL (integer division on both databases)."""
+    hours = sa.cast(duration, sa.Integer) // HOUR_S  # floor division on both databases
+    return sa.case((hours < 24, hours), (hours < 240, hours // 6 * 6), else_=hours // 24 * 24)
 
 cohort_counts = sa.Table(
     "analytics_cohort_counts", Base.metadata,
@@ -110,7 +128,7 @@ def add_stays(conn: Connection, deltas: dict[tuple[Any, ...], int]) -> None:
 
 def _deal_stays(conn: Connection, deal_id: int) -> list[tuple[int, int]]:
     """(stage, whole hours) of the deal's completed stays in open stages."""
-    return [(int(s), int(d or 0) // HOUR_S) for s, d in conn.execute(
+    return [(int(s), stay_bucket(int(d or 0))) for s, d in conn.execute(
         sa.select(StageTransition.to_stage_id, StageTransition.duration_s)
         .where(StageTransition.deal_id == deal_id, StageTransition.to_status == DealStatus.open,
                StageTransition.duration_s.is_not(None)))]
@@ -200,7 +218,7 @@ def count_stay(session: Session, deal: Deal, transition: StageTransition, previo
     stored_deal = _stored(conn, [deal.id]).get(deal.id)
     base = _stay_key_base(stored_deal) if stored_deal else _stay_key_base(
         {"pipeline_id": deal.pipeline_id, "created_at": deal.created_at, "team_id": deal.team_id})
-    add_stays(conn, {(*base, transition.from_stage_id, seconds // HOUR_S): 1})
+    add_stays(conn, {(*base, transition.from_stage_id, stay_bucket(seconds)): 1})
 
 
 def forget_stays(session: Session, deal: Deal) -> None:
@@ -235,7 +253,7 @@ def _cohort_select() -> sa.Select[Any]:
 def _stays_select() -> sa.Select[Any]:
     d, t = Deal.__table__, StageTransition.__table__
     month = _month_expr(d.c.created_at)
-    hours = sa.cast(t.c.duration_s / HOUR_S, sa.Integer)
+    hours = stay_bucket_sql(t.c.duration_s)
     return (sa.select(d.c.pipeline_id, month, sa.func.coalesce(d.c.team_id, 0), t.c.to_stage_id, hours,
                       sa.func.count())
             .select_from(t.join(d, d.c.id == t.c.deal_id))

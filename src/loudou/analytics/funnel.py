@@ -105,7 +105,7 @@ def cohort_groups(session: Session, viewer: User, filters: ReportFilters, pipeli
 
 def _raw_stays(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int, start: dt.datetime,
                end: dt.datetime) -> list[tuple[int, int, int]]:
-    hours = sa.cast(StageTransition.duration_s / counters.HOUR_S, sa.Integer)
+    hours = counters.stay_bucket_sql(StageTransition.duration_s)
     stmt = (
         sa.select(StageTransition.to_stage_id, hours, sa.func.count())
         .join(Deal, Deal.id == StageTransition.deal_id)
