@@ -94,9 +94,9 @@ def register(spec: ReportSpec) -> ReportSpec:
 
 def all_reports() -> Mapping[str, ReportSpec]:
     """Every report, once their modules are imported (in the order of the menu)."""
-    from loudou.analytics import catalog  # noqa: F401  (imports register the reports)
+    from loudou.analytics import catalog  # importing it registers the reports
 
-    return REGISTRY
+    return {name: REGISTRY[name] for name in catalog.MENU if name in REGISTRY}
 
 
 def get(name: str) -> ReportSpec | None:
