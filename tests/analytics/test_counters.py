@@ -20,7 +20,7 @@ from tests.deal.test_service import relax
 
 def assert_counters_match(db: Database) -> None:
     with db.engine.connect() as conn:
-        assert counters.mismatches(conn) == {"analytics_cohort_counts": 0, "analytics_stay_hours": 0}
+        assert set(counters.mismatches(conn).values()) == {0}
 
 
 def stored_totals(db: Database) -> tuple[int, Decimal, int]:

@@ -27,7 +27,7 @@ How they stay current:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -302,14 +302,24 @@ def stored(conn: Connection) -> tuple[dict[tuple[Any, ...], tuple[int, Decimal]]
     return cohort, stays
 
 
+#: Other derived tables (in their own modules) register how to rebuild and check them:
+#: ``rebuild(conn)`` replaces the table from the raw history; ``check(conn)`` returns
+#: {table name: mismatching keys}. Both run in the caller's transaction.
+REBUILDERS: list[Callable[[Connection], None]] = []
+CHECKERS: list[Callable[[Connection], dict[str, int]]] = []
+
+
 def mismatches(conn: Connection) -> dict[str, int]:
     """Keys whose stored count differs from the history's, per table."""
     want_cohort, want_stays = expected(conn)
     have_cohort, have_stays = stored(conn)
-    return {
+    out = {
         cohort_counts.name: _diff(want_cohort, have_cohort),
         stay_hours.name: _diff(want_stays, have_stays),
     }
+    for check in CHECKERS:
+        out.update(check(conn))
+    return out
 
 
 def _diff(want: dict[Any, Any], have: dict[Any, Any]) -> int:
@@ -317,7 +327,15 @@ def _diff(want: dict[Any, Any], have: dict[Any, Any]) -> int:
 
 
 def rebuild(conn: Connection) -> None:
-    """Replace both tables with what the raw history gives (one transaction: the caller's)."""
+    """Replace every derived table with what the raw history gives (one transaction: the
+    caller's)."""
+    rebuild_funnel_tables(conn)
+    for rebuild_table in REBUILDERS:
+        rebuild_table(conn)
+
+
+def rebuild_funnel_tables(conn: Connection) -> None:
+    """The cohort counts and the stay histogram only (what migration 0005 creates)."""
     conn.execute(sa.delete(cohort_counts))
     conn.execute(sa.delete(stay_hours))
     insert_from(conn, cohort_counts, (*COHORT_KEY, "n", "amount"), _cohort_select())

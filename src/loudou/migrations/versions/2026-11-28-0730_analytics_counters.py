@@ -54,7 +54,7 @@ def upgrade() -> None:
     # Existing data: fill the counters from the history (a no-op on an empty database).
     from loudou.analytics import counters
 
-    counters.rebuild(op.get_bind())
+    counters.rebuild_funnel_tables(op.get_bind())
 
 
 def downgrade() -> None:
