@@ -28,6 +28,7 @@ class TransitionKind(enum.StrEnum):
 
 
 OPEN_ONLY = sa.text("status = 'open'")
+CLOSED_ONLY = sa.text("closed_at IS NOT NULL")
 
 
 class Deal(Base):
@@ -55,6 +56,11 @@ class Deal(Base):
                  "channel_id", "title", sqlite_where=OPEN_ONLY, postgresql_where=OPEN_ONLY),
         sa.Index("ix_deals_open_owner", "owner_id", "status", "stage_id", "stage_entered_at", "amount", "title",
                  sqlite_where=OPEN_ONLY, postgresql_where=OPEN_ONLY),
+        # Reports: the cohort of a period with any filter (index-only), deals closed in a period.
+        sa.Index("ix_deals_cohort", "pipeline_id", "created_at", "reached_mask", "status", "amount", "owner_id",
+                 "team_id", "channel_id"),
+        sa.Index("ix_deals_closed", "closed_at", "status", "pipeline_id", "owner_id", "team_id", "channel_id",
+                 "created_at", "amount", "lost_reason_id", sqlite_where=CLOSED_ONLY, postgresql_where=CLOSED_ONLY),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -100,6 +106,9 @@ class StageTransition(Base):
     __table_args__ = (
         sa.Index("ix_stage_transitions_deal_id", "deal_id", "id"),
         sa.Index("ix_stage_transitions_to_stage_at", "to_stage_id", "at"),
+        # Time in stage: completed stays by the time they started.
+        sa.Index("ix_transitions_stays", "at", "to_stage_id", "duration_s", "deal_id",
+                 sqlite_where=sa.text("duration_s IS NOT NULL"), postgresql_where=sa.text("duration_s IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
