@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.base import NO_VALUE
 
 from loudou.db import Base
 from loudou.deal.models import Deal, DealStatus, StageTransition
@@ -167,7 +168,8 @@ def _track_deals(session: Session, _flush_context: Any, _instances: Any) -> None
 
     for deal in new:
         count({f: getattr(deal, f) for f in _DEAL_FIELDS}, +1)
-    olds = _stored(conn, [d.id for d in (*changed, *gone) if d.id is not None])
+    olds = {d.id: before for d in (*changed, *gone) if (before := _counted_state(d)) is not None}
+    olds.update(_stored(conn, [d.id for d in (*changed, *gone) if d.id is not None and d.id not in olds]))
     for deal in changed:
         old = olds.get(deal.id)
         now = {f: getattr(deal, f) for f in _DEAL_FIELDS}
@@ -183,6 +185,19 @@ def _track_deals(session: Session, _flush_context: Any, _instances: Any) -> None
             count(old, -1)
     add_cohort(conn, cohort)
     add_stays(conn, stays)
+
+
+def _counted_state(deal: Deal) -> dict[str, Any] | None:
+    """The deal's counted values as of its last flush (what the counters hold), from the
+    ORM's record of changed attributes: no query. None if one is not loaded."""
+    state = sa.inspect(deal)
+    out = {}
+    for name in _DEAL_FIELDS:
+        value = state.committed_state.get(name, state.dict.get(name, NO_VALUE))
+        if value is NO_VALUE:
+            return None
+        out[name] = value
+    return out
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -213,9 +228,9 @@ def count_stay(session: Session, deal: Deal, transition: StageTransition, previo
         return
     seconds = max(0, int((transition.at - previous_entered_at).total_seconds()))
     conn = session.connection()
-    # Counted under the deal as stored: a change of team in this same flush moves the
-    # deal's stays (this one included) from there, in the before_flush listener.
-    stored_deal = _stored(conn, [deal.id]).get(deal.id)
+    # Counted under the deal as last flushed: a change of team in this same flush moves
+    # the deal's stays (this one included) from there, in the before_flush listener.
+    stored_deal = _counted_state(deal) or _stored(conn, [deal.id]).get(deal.id)
     base = _stay_key_base(stored_deal) if stored_deal else _stay_key_base(
         {"pipeline_id": deal.pipeline_id, "created_at": deal.created_at, "team_id": deal.team_id})
     add_stays(conn, {(*base, transition.from_stage_id, stay_bucket(seconds)): 1})
