@@ -142,3 +142,24 @@ def test_pages_need_a_sign_in(client: TestClient) -> None:
         r = client.get(path, follow_redirects=False)
         assert r.status_code in (302, 303), path
         assert "/login" in r.headers["location"]
+
+
+def test_dashboard_layouts_name_real_reports_and_tables(client: TestClient, db: Database, people: People) -> None:
+    from loudou.analytics.filters import ReportFilters
+    from loudou.analytics.views import REP_DASHBOARD, TEAM_DASHBOARD
+
+    deals(db, people.carol, 1)
+    filters = ReportFilters.model_validate({"from": "2026-01-01", "to": "2026-12-31"})
+    with db.session_scope(write=False) as s:
+        for layout in (REP_DASHBOARD, TEAM_DASHBOARD):
+            for name, keys, _rows in layout:
+                spec = all_reports()[name]
+                tables = {t.key for t in spec.tables(spec.compute(s, people.alice, filters), filters)}
+                assert set(keys) <= tables, (name, keys, tables)
+    for who, layout in ((people.carol, REP_DASHBOARD), (people.bob, TEAM_DASHBOARD)):
+        sign_in_page(client, who)
+        page = client.get("/dashboard").text
+        for name, keys, _rows in layout:
+            assert f'data-testid="widget-{name}"' in page
+            for key in keys:
+                assert f'data-testid="table-{key}"' in page, (name, key)

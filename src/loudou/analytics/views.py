@@ -323,7 +323,7 @@ def report_export_xlsx(name: str, request: Request, page: CurrentPage, session: 
 REP_DASHBOARD = (("funnel", ("stages",), 10), ("winrate", ("buckets",), 12), ("cycle", ("distribution",), 10),
                  ("timeinstage", ("overdue",), 10))
 TEAM_DASHBOARD = (("funnel", ("stages",), 10), ("channels", ("channels",), 10), ("winloss", ("reasons",), 10),
-                  ("bottlenecks", ("worst",), 10), ("winrate", ("reps",), 30))
+                  ("bottlenecks", ("significant",), 10), ("winrate", ("reps",), 30))
 
 
 def dashboard_widgets(page: Page, session: Session, state: FilterState) -> list[dict[str, Any]]:
