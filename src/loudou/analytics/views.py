@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from loudou.analytics import output, reports
 from loudou.analytics.filters import ReportFilters
 from loudou.analytics.reports import Chart, Col, ReportSpec, Table
+from loudou.analytics.reports import msg as _
 from loudou.auth.models import Role, User
 from loudou.company.models import Company
 from loudou.deal.list_queries import Reference, filterable_owners, load_reference
@@ -112,10 +113,14 @@ def filter_choices(session: Session, viewer: User) -> Choices:
 
 # ---------------------------------------------------------------- tables and charts as view data
 
+#: Values that reports give as keys, shown in the page's language (marked for the catalog).
 VALUE_LABELS = {
-    "open": "Open", "won": "Won", "lost": "Lost", "disqualified": "Disqualified",
-    "call": "Call", "email": "Email", "meeting": "Meeting", "visit": "Visit", "note": "Note",
-    "high": "High", "low": "Low",
+    "open": _("Open"), "won": _("Won"), "lost": _("Lost"), "disqualified": _("Disqualified"),
+    "call": _("Call"), "email": _("Email"), "meeting": _("Meeting"), "visit": _("Visit"), "note": _("Note"),
+    "high": _("High"), "low": _("Low"), "rep": _("Rep"), "team": _("Team"), "channel": _("Channel"),
+    "cohort_size": _("Deals created"), "win_rate_of_closed": _("Win rate of closed deals"),
+    "median_days_in_stage": _("Median days in stage"), "continuation": _("Went further"),
+    "up": _("Up"), "down": _("Down"),
 }
 
 
