@@ -163,3 +163,15 @@ def test_dashboard_layouts_name_real_reports_and_tables(client: TestClient, db: 
             assert f'data-testid="widget-{name}"' in page
             for key in keys:
                 assert f'data-testid="table-{key}"' in page, (name, key)
+
+
+def test_a_drilled_deal_list_names_its_filters(client: TestClient, db: Database, people: People) -> None:
+    deals(db, people.carol, 1)
+    sign_in_page(client, people.bob)
+    page = client.get("/reports/funnel").text
+    link = re.findall(r'<a href="(/deals\?[^"]+)"[^>]*data-testid="drill"', page)[1].replace("&amp;", "&")
+    listed = client.get(link).text
+    assert 'data-testid="drill-filter-reached_stage_id"' in listed
+    assert "Reached stage: First contact" in listed
+    assert 'type="hidden" name="reached_stage_id"' in listed  # kept when other filters change
+    assert listed.count('data-deal-id="') == 0  # carol's deal never reached the second stage

@@ -274,10 +274,36 @@ def _list_values(page: Page, session: DbSession, raw: dict[str, str], *, bulk: B
         "contact_name": (lq.contact_name(session, viewer, filters.contact_id)
                          if filters.contact_id is not None else None),
         "without_contact_url": url_with(raw, contact_id=None),
+        "drill_notes": _drill_notes(page, session, raw, filters, ref),
         "statuses": status_labels(page),
         "sort_options": _sort_options(page),
         "bulk": bulk,
     }
+
+
+def _drill_notes(page: Page, session: DbSession, raw: dict[str, str], filters: lq.DealListFilters,
+                 ref: lq.Reference) -> list[dict[str, str]]:
+    """Filters a report's drill-down sets that the filter bar has no control for: each is
+    named, kept as a hidden field when other filters change, and can be removed."""
+    from loudou.product.models import Product
+
+    notes = []
+    if filters.reached_stage_id is not None:
+        stage = ref.stages.get(filters.reached_stage_id)
+        notes.append(("reached_stage_id", page.gettext("Reached stage: %(name)s",
+                                                        name=page.name_of(stage) or f"#{filters.reached_stage_id}")))
+    if filters.lost_reason_id is not None:
+        reason = ref.reasons.get(filters.lost_reason_id)
+        notes.append(("lost_reason_id", page.gettext("Reason: %(name)s",
+                                                      name=page.name_of(reason) or f"#{filters.lost_reason_id}")))
+    if filters.product_id is not None:
+        product = session.get(Product, filters.product_id)
+        notes.append(("product_id", page.gettext("Product: %(name)s",
+                                                  name=product.name if product else f"#{filters.product_id}")))
+    if filters.industry is not None:
+        notes.append(("industry", page.gettext("Segment: %(name)s", name=filters.industry)))
+    return [{"field": field, "value": raw.get(field, ""), "label": label, "remove": url_with(raw, "/deals", **{field: None})}
+            for field, label in notes]
 
 
 def _sort_options(page: Page) -> list[tuple[str, str]]:
