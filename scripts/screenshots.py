@@ -58,7 +58,13 @@ def pages(db: Path) -> list[tuple[str, str, str]]:
         ("my-day", "rep", "/my-day"),
         ("search", "rep", "/search?q=zh"),
         ("settings", "admin", "/settings"),
+        ("dashboard", "manager", "/dashboard"),
+        ("dashboard-rep", "rep", "/dashboard"),
+        ("reports", "manager", "/reports"),
     ]
+    from loudou.analytics.catalog import MENU
+
+    found += [(f"report-{name}", "manager", f"/reports/{name}") for name in MENU]
     if company_id:
         found.insert(5, ("company", "rep", f"/companies/{company_id}"))
     if contact_id:

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from loudou.analytics.filters import ReportFilters, closed_conditions
+from loudou.analytics.funnel import resolve_pipeline
 from loudou.analytics.reports import Chart, Col, ReportSpec, Table, drill_params, register
 from loudou.analytics.reports import msg as _
 from loudou.analytics.stats import percentile, wilson
@@ -32,6 +33,7 @@ from loudou.product.models import Product
 
 DAY_S = 86_400
 WIN_RATE_DEFINITION = "won / (won + lost)"
+CLOSED = (DealStatus.won, DealStatus.lost, DealStatus.disqualified)
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,10 @@ def _sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def segments_report(session: Session, viewer: User, filters: ReportFilters) -> dict[str, Any]:
-    conditions = closed_conditions(viewer, filters, filters.pipeline_id)
+    if filters.pipeline_id is not None:  # every pipeline unless one is chosen; a chosen one must exist
+        resolve_pipeline(session, filters.pipeline_id)
+    # Every deal with a closed_at is closed; naming the statuses lets (status, closed_at) serve the range.
+    conditions = [*closed_conditions(viewer, filters, filters.pipeline_id), Deal.status.in_(CLOSED)]
 
     # The won deals' cycles, once, with every dimension's group id.
     keys = [d.column for d in DIMENSIONS]
@@ -155,10 +160,10 @@ def segments_report(session: Session, viewer: User, filters: ReportFilters) -> d
         *conditions, _is(DealStatus.won))
     cycles: dict[str, dict[Any, list[float]]] = {d.key: defaultdict(list) for d in DIMENSIONS}
     all_cycles: list[float] = []
-    for row in session.execute(won_stmt):
-        days = _cycle_days(row[-2], row[-1])
+    for won in session.execute(won_stmt):
+        days = _cycle_days(won[-2], won[-1])
         all_cycles.append(days)
-        for d, group_id in zip(DIMENSIONS, row[:-2], strict=True):
+        for d, group_id in zip(DIMENSIONS, won[:-2], strict=True):
             cycles[d.key][group_id].append(days)
 
     totals_row = session.execute(sa.select(*_measures()).where(*conditions)).one()
@@ -173,7 +178,7 @@ def segments_report(session: Session, viewer: User, filters: ReportFilters) -> d
         stmt = _from_deals(sa.select(d.column, *_measures()), d.joins).where(*conditions).group_by(d.column)
         grouped = {group_id: _counts(rest) for group_id, *rest in session.execute(stmt)}
         names = _names(session, d.key, list(grouped))
-        rows = []
+        rows: list[dict[str, Any]] = []
         for group_id, counts in grouped.items():
             label = names.get(group_id, {"name": None})
             row = _row(group_id, label["name"], counts, cycles[d.key].get(group_id, []))
@@ -237,7 +242,7 @@ def _tables(result: dict[str, Any], filters: ReportFilters) -> list[Table]:
 
 SEGMENTS = register(ReportSpec(
     name="segments",
-    title=_("Segments"),
+    title=_("Closed deals by segment"),
     summary=_("Deals closed in the period by rep, team, region, product, company segment and channel: "
               "win rate won ÷ (won + lost) with its 95% interval, won revenue, average won size "
               "and sales cycle."),
