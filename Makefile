@@ -49,7 +49,7 @@ browser-deps:
 
 pytest: install-dev browser-deps
 	scripts/ensure-postgres.sh
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 screenshots: install-dev browser-deps
 	$(BIN)/python scripts/screenshots.py

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -41,8 +42,22 @@ from loudou.pipeline import service as pipeline_service
 from loudou.pipeline.schemas import PipelineCreate, StageCreate
 from loudou.product.models import Product
 
-#: tests/analytics/ -> tests -> the repository -> its parent, which holds shared/.
-DATASET_DIR = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "maven-crm"
+
+def _find_dataset() -> Path:
+    """``$LOUDOU_DATASETS_DIR/maven-crm``, else ``shared/datasets/maven-crm`` in the nearest
+    folder above the repository that has one (the team keeps shared/ beside the checkout)."""
+    configured = os.environ.get("LOUDOU_DATASETS_DIR")
+    if configured:
+        return Path(configured) / "maven-crm"
+    here = Path(__file__).resolve()
+    for parent in here.parents[2:]:
+        candidate = parent / "shared" / "datasets" / "maven-crm"
+        if candidate.is_dir():
+            return candidate
+    return here.parents[3] / "shared" / "datasets" / "maven-crm"
+
+
+DATASET_DIR = _find_dataset()
 FILES = ("sales_pipeline.csv", "accounts.csv", "products.csv", "sales_teams.csv")
 
 #: Prospecting rows carry no date at all; they are created on the data set's last day.
@@ -61,7 +76,7 @@ def dataset_dir() -> Path:
     if missing:
         raise DatasetMissing(
             f"the Maven CRM data set is missing: expected {', '.join(missing)} in {DATASET_DIR} "
-            "(shared/datasets/maven-crm beside the repository; see its SOURCE.md)")
+            "(shared/datasets/maven-crm beside the repository, or set LOUDOU_DATASETS_DIR; see its SOURCE.md)")
     return DATASET_DIR
 
 
