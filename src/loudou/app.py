@@ -6,7 +6,10 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from loudou import __version__
+from loudou import (
+    __version__,
+    models,  # noqa: F401  (every table, and the derived-table upkeep on writes)
+)
 from loudou.activity import api as activity_api
 from loudou.activity import views as activity_views
 from loudou.analytics import api as analytics_api

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loudou import migrate as migrations
+from loudou import models  # noqa: F401  (every table, and the derived-table upkeep on writes)
 from loudou.analytics.cli import analytics_app, report_app
 from loudou.auth import service as auth_service
 from loudou.auth.models import Role

@@ -100,6 +100,22 @@ def test_time_in_stage_period_over_period(db: Database, people: People) -> None:
     assert tis[3]["median_days_now"] is None and tis[3]["p_value"] is None
 
 
+def test_rank_test_at_the_histogram_resolution(db: Database, people: People) -> None:
+    # Stage 0 stays of 10.2 days in December and 10.8 days in January: both in the 10-day
+    # bucket of the stay histogram, so the rank test sees ties only (p = 1, U = n1·n2/2).
+    histories = [History(-31 + i, [Step(-31 + i + 10.2, 1)]) for i in range(5)]
+    histories += [History(i, [Step(i + 10.8, 1)]) for i in range(5)]
+    with db.session_scope() as s:
+        stages = pipeline_queries.list_stages(s, default_pipeline(s).id)
+        for h in histories:
+            write(s, people.carol, stages, h)
+    assert not rebuild.has_mismatches(rebuild.rebuild(db))
+    stage0 = report(db, people)["time_in_stage"][0]
+    assert (stage0["stays_before"], stage0["stays_now"]) == (5, 5)
+    assert (stage0["median_days_before"], stage0["median_days_now"], stage0["difference_days"]) == (10.0, 10.0, 0.0)
+    assert (stage0["u"], stage0["z"], stage0["p_value"], stage0["significant"]) == (12.5, 0.0, 1.0, False)
+
+
 def test_win_rate_cohort_size_and_called_out(db: Database, people: People) -> None:
     load(db, people)
     r = report(db, people)

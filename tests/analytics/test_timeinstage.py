@@ -85,6 +85,20 @@ def test_completed_stays_started_in_the_period(db: Database, people: People) -> 
     assert [s["norm_days"] for s in stays] == [7, 10, 14, 14, 21]
 
 
+def test_percentiles_at_the_histogram_resolution_and_the_exact_mean(db: Database, people: People) -> None:
+    # Stays in stage 0 of 1.5 h, 36.5 h, 100 h and 301 h: at the stay histogram's resolution
+    # (the hour below a day, 6 hours below ten days, the day beyond) 1, 36, 96 and 288 hours.
+    hours = [1.5, 36.5, 100, 301]
+    load(db, people, [("carol", History(1 + i, [Step(1 + i + h / 24, 1)])) for i, h in enumerate(hours)])
+    stage0 = report(db, people)["stays"][0]
+    assert stage0["stays"] == 4
+    assert stage0["median_days"] == (36 + 96) / 2 / 24  # 2.75, where the stays themselves give 2.84
+    assert stage0["p90_days"] == pytest.approx((96 + (288 - 96) * 0.7) / 24)  # 9.6 (position 2.7)
+    assert stage0["mean_days"] == round(sum(hours) / 4 / 24, 2)  # 4.57: the mean is of the exact lengths
+    # A rep's view reads the transitions, at the same resolution.
+    assert report(db, people, viewer="carol")["stays"][0] == stage0
+
+
 def test_open_deals_against_the_norm(db: Database, people: People) -> None:
     ids = load(db, people)
     r = report(db, people)

@@ -2,8 +2,9 @@
 continuation rate is furthest below the norm, with the size of the gap and whether it is
 significant. Defined precisely in docs/analytics.md.
 
-One grouped scan of the cohort (deals created in the period) by owner, team, channel,
-``reached_mask`` and status; everything else is arithmetic on those counts:
+The cohort (deals created in the period) counted per owner, team and channel — whole months
+from ``analytics_cohort_counts``, partial months from the deals; everything else is
+arithmetic on those counts:
 
 * continuation(k) of a set of deals = of those that reached stage k, the share that reached
   a later stage or, from the last stage, won (as the cohort funnel's "went further");
@@ -14,14 +15,16 @@ One grouped scan of the cohort (deals created in the period) by owner, team, cha
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from loudou.analytics.filters import ReportFilters, cohort_conditions
-from loudou.analytics.funnel import resolve_pipeline
+from loudou.analytics import counters
+from loudou.analytics.filters import ReportFilters, deal_conditions
+from loudou.analytics.funnel import _countable, _counter_conditions, resolve_pipeline
 from loudou.analytics.reports import Chart, Col, ReportSpec, Table, drill_params, register
 from loudou.analytics.reports import msg as _
 from loudou.analytics.stats import two_proportion_test, wilson
@@ -72,24 +75,61 @@ class Tally:
     pair: dict[tuple[int, int], Counts] = field(default_factory=dict)  # (owner, team) -> counts
 
 
+GroupRow = tuple[int | None, int | None, int | None, Counts]  # owner, team, channel, their counts
+
+
+def _group_columns(mask: Any, status: Any, n: Any, bits: list[int]) -> list[Any]:
+    """Sums of ``n`` per stage: deals that reached it, deals that went further, and all."""
+    reached = [mask.op("&")(bit) != 0 for bit in bits]
+    went = [sa.and_(reached[k], mask.op("&")(sum(bits[k + 1:])) != 0) for k in range(len(bits) - 1)]
+    went.append(sa.and_(reached[-1], status == DealStatus.won.value))
+    return [sa.func.sum(sa.case((condition, n), else_=0)) for condition in (*reached, *went)] + [sa.func.sum(n)]
+
+
+def _counts(values: Any, stages: int) -> Counts:
+    numbers = [int(v or 0) for v in values]
+    return Counts(numbers[:stages], numbers[stages:2 * stages], numbers[2 * stages])
+
+
+def _raw_groups(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int, bits: list[int],
+                start: dt.datetime, end: dt.datetime) -> list[GroupRow]:
+    stmt = (
+        sa.select(Deal.owner_id, Deal.team_id, Deal.channel_id,
+                  *_group_columns(Deal.reached_mask, Deal.status, sa.literal(1), bits))
+        .where(Deal.created_at >= start, Deal.created_at < end, *deal_conditions(viewer, filters, pipeline_id))
+        .group_by(Deal.owner_id, Deal.team_id, Deal.channel_id)
+    )
+    return [(row[0], row[1], row[2], _counts(row[3:], len(bits))) for row in session.execute(stmt)]
+
+
+def group_counts(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int, bits: list[int]
+                 ) -> list[GroupRow]:
+    """The cohort's counts per (owner, team, channel): whole months from
+    ``analytics_cohort_counts`` (which stores a missing owner, team or channel as 0),
+    partial months (and filters no counter carries) from the deals."""
+    if not _countable(filters):
+        return _raw_groups(session, viewer, filters, pipeline_id, bits, filters.start, filters.end)
+    rows: list[GroupRow] = []
+    months, edges = counters.split_period(filters.start, filters.end)
+    if months is not None:
+        t = counters.cohort_counts
+        stmt = (sa.select(t.c.owner_id, t.c.team_id, t.c.channel_id,
+                          *_group_columns(t.c.reached_mask, t.c.status, t.c.n, bits))
+                .where(*_counter_conditions(t, viewer, filters, pipeline_id, months))
+                .group_by(t.c.owner_id, t.c.team_id, t.c.channel_id))
+        rows += [(row[0] or None, row[1] or None, row[2] or None, _counts(row[3:], len(bits)))
+                 for row in session.execute(stmt)]
+    for start, end in edges:
+        rows += _raw_groups(session, viewer, filters, pipeline_id, bits, start, end)
+    return rows
+
+
 def _tally(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int, bits: list[int]) -> Tally:
     n = len(bits)
-    later = [sum(bits[k + 1:]) for k in range(n)]
-    stmt = (
-        sa.select(Deal.owner_id, Deal.team_id, Deal.channel_id, Deal.reached_mask, Deal.status, sa.func.count())
-        .where(*cohort_conditions(viewer, filters, pipeline_id))
-        .group_by(Deal.owner_id, Deal.team_id, Deal.channel_id, Deal.reached_mask, Deal.status)
-    )
     tally = Tally(Counts.empty(n), {kind: {} for kind in KINDS})
-    for owner_id, team_id, channel_id, mask, status, count in session.execute(stmt):
-        mask, count = int(mask), int(count)
-        row = Counts.empty(n)
-        row.deals = count
-        for k in range(n):
-            if mask & bits[k]:
-                row.reached[k] = count
-                went = bool(mask & later[k]) if k + 1 < n else DealStatus(status) == DealStatus.won
-                row.continued[k] = count if went else 0
+    for owner_id, team_id, channel_id, row in group_counts(session, viewer, filters, pipeline_id, bits):
+        if not row.deals:
+            continue
         tally.total.add(row)
         for kind, key in (("rep", owner_id), ("team", team_id), ("channel", channel_id)):
             if key is not None:

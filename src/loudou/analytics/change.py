@@ -6,23 +6,31 @@ out. Defined precisely in docs/analytics.md.
   stage k, the share that went further (as in the cohort funnel); compared with the pooled
   two-proportion z-test;
 * time in stage per period: the completed stays that started in it (as in the time in stage
-  report); the medians compared with the Mann–Whitney U test;
+  report, at the stay histogram's resolution); the periods compared with the Mann–Whitney U
+  test computed from the two histograms;
 * the win rate of the deals closed in each period, won ÷ (won + lost), and the cohort size.
+
+Whole months come from the counter tables (cohort counts, stays by start month, closed
+deals), partial months from the raw rows.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from loudou.analytics.filters import ReportFilters, closed_conditions
-from loudou.analytics.funnel import CohortGroup, cohort_groups, resolve_pipeline
+from loudou.analytics import counters
+from loudou.analytics.counters_flow import closed_counts
+from loudou.analytics.filters import ReportFilters, deal_conditions
+from loudou.analytics.funnel import CohortGroup, _countable, _counter_conditions, cohort_groups, resolve_pipeline
 from loudou.analytics.reports import Chart, Col, ReportSpec, Table, drill_params, register
 from loudou.analytics.reports import msg as _
-from loudou.analytics.stats import mann_whitney_u, percentile, poisson_count_test, two_proportion_test, wilson
-from loudou.analytics.timeinstage import days, stays_started
+from loudou.analytics.stats import RankTest, poisson_count_test, two_proportion_test, wilson
+from loudou.analytics.timeinstage import Stays, completed_stays
 from loudou.auth.models import User
 from loudou.deal.models import Deal, DealStatus
 from loudou.pipeline import queries as pipeline_queries
@@ -45,15 +53,67 @@ def _continuation(groups: list[CohortGroup], bits: list[int]) -> list[tuple[int,
     return out
 
 
-def _closed(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int) -> tuple[int, int]:
-    """(won, lost) among the deals closed in the period."""
+def _raw_closed(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int, start: dt.datetime,
+                end: dt.datetime) -> list[tuple[str, int]]:
     stmt = (
         sa.select(Deal.status, sa.func.count())
-        .where(Deal.status.in_([DealStatus.won, DealStatus.lost]), *closed_conditions(viewer, filters, pipeline_id))
+        .where(Deal.closed_at >= start, Deal.closed_at < end, Deal.status.in_([DealStatus.won, DealStatus.lost]),
+               *deal_conditions(viewer, filters, pipeline_id))
         .group_by(Deal.status)
     )
-    found = {DealStatus(status): int(n) for status, n in session.execute(stmt)}
-    return found.get(DealStatus.won, 0), found.get(DealStatus.lost, 0)
+    return [(str(DealStatus(status)), int(n)) for status, n in session.execute(stmt)]
+
+
+def _closed(session: Session, viewer: User, filters: ReportFilters, pipeline_id: int) -> tuple[int, int]:
+    """(won, lost) among the deals closed in the period: whole months from
+    ``analytics_closed_counts``, partial months (and filters no counter carries) from deals."""
+    rows: list[tuple[str, int]] = []
+    if _countable(filters):
+        months, edges = counters.split_period(filters.start, filters.end)
+        if months is not None:
+            c = closed_counts.c
+            rows += [(str(status), int(n or 0)) for status, n in session.execute(
+                sa.select(c.status, sa.func.sum(c.n))
+                .where(*_counter_conditions(closed_counts, viewer, filters, pipeline_id, months),
+                       c.status.in_([DealStatus.won.value, DealStatus.lost.value]))
+                .group_by(c.status))]
+        for start, end in edges:
+            rows += _raw_closed(session, viewer, filters, pipeline_id, start, end)
+    else:
+        rows = _raw_closed(session, viewer, filters, pipeline_id, filters.start, filters.end)
+    found = {DealStatus.won.value: 0, DealStatus.lost.value: 0}
+    for status, n in rows:
+        found[status] += n
+    return found[DealStatus.won.value], found[DealStatus.lost.value]
+
+
+def rank_test(x: list[tuple[int, int]], y: list[tuple[int, int]]) -> RankTest | None:
+    """:func:`stats.mann_whitney_u` of the values two histograms stand for (``(value,
+    count)`` pairs): the same U, tie-corrected variance, continuity correction and p-value,
+    from the counts alone. Every value of a histogram bucket is one tie group."""
+    n1, n2 = sum(c for _v, c in x), sum(c for _v, c in y)
+    if n1 == 0 or n2 == 0:
+        return None
+    pooled: dict[int, list[int]] = {}
+    for index, hist in enumerate((x, y)):
+        for value, count in hist:
+            pooled.setdefault(value, [0, 0])[index] += count
+    below, rank_sum, ties = 0, 0.0, 0
+    for value in sorted(pooled):
+        in_x, in_y = pooled[value]
+        group = in_x + in_y
+        rank_sum += in_x * (below + (group + 1) / 2.0)  # the group's ranks averaged; ranks start at 1
+        ties += group ** 3 - group
+        below += group
+    u = rank_sum - n1 * (n1 + 1) / 2.0
+    n = n1 + n2
+    mean = n1 * n2 / 2.0
+    variance = n1 * n2 / 12.0 * ((n + 1) - ties / (n * (n - 1))) if n > 1 else 0.0
+    if variance <= 0:
+        return RankTest(u, n1, n2, 0.0, 1.0)
+    distance = max(abs(u - mean) - 0.5, 0.0)
+    z = math.copysign(distance / math.sqrt(variance), u - mean) if distance else 0.0
+    return RankTest(u, n1, n2, z, min(1.0, math.erfc(abs(z) / math.sqrt(2))))
 
 
 def _rate(successes: int, trials: int) -> dict[str, Any]:
@@ -70,8 +130,8 @@ def period_change(session: Session, viewer: User, filters: ReportFilters) -> dic
     groups_before = cohort_groups(session, viewer, before_filters, pipeline.id)
     cont_now, cont_before = _continuation(groups_now, bits), _continuation(groups_before, bits)
     stage_ids = [s.id for s in stages]
-    stays_now = stays_started(session, viewer, filters, pipeline.id, stage_ids)
-    stays_before = stays_started(session, viewer, before_filters, pipeline.id, stage_ids)
+    stays_now = completed_stays(session, viewer, filters, pipeline.id, stage_ids)
+    stays_before = completed_stays(session, viewer, before_filters, pipeline.id, stage_ids)
     called_out: list[dict[str, Any]] = []
 
     def call_out(stage: Any, metric: str, before: float | None, after: float | None, p_value: float | None) -> None:
@@ -101,14 +161,13 @@ def period_change(session: Session, viewer: User, filters: ReportFilters) -> dic
             "significant": bool(test and test.p_value < ALPHA),
         })
         call_out(stage, "continuation", before_rate["rate"], now_rate["rate"], test.p_value if test else None)
-        x, y = stays_now.get(stage.id, []), stays_before.get(stage.id, [])
-        median_now = days(percentile(x, 0.5))  # type: ignore[arg-type]
-        median_before = days(percentile(y, 0.5))  # type: ignore[arg-type]
-        rank = mann_whitney_u(x, y)
+        x, y = stays_now.get(stage.id, Stays()), stays_before.get(stage.id, Stays())
+        median_now, median_before = x.percentile_days(0.5), y.percentile_days(0.5)
+        rank = rank_test(x.histogram, y.histogram)
         time_rows.append({
             **base,
-            "stays_before": len(y), "median_days_before": median_before,
-            "stays_now": len(x), "median_days_now": median_now,
+            "stays_before": y.n, "median_days_before": median_before,
+            "stays_now": x.n, "median_days_now": median_now,
             "difference_days": round(median_now - median_before, 2)
             if median_now is not None and median_before is not None else None,
             "u": rank.u if rank else None, "z": rank.z if rank else None,
