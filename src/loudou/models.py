@@ -3,6 +3,7 @@
 from loudou.activity.models import Activity, ActivityKind, Task
 from loudou.analytics import counters  # noqa: F401  (counter tables and their upkeep)
 from loudou.analytics import counters_flow  # noqa: F401
+from loudou.analytics import counters_outcomes  # noqa: F401
 from loudou.audit.models import AuditLog
 from loudou.auth.models import ApiToken, Role, Team, User
 from loudou.channel.models import Channel, ChannelSpend

@@ -1,33 +1,33 @@
 """Sales cycle (PRODUCT C1, C3): how long the deals won in a period took, from creation to
 the win, overall and by channel, team, owner and deal size. Defined in docs/analytics.md.
 
-The counts and amounts are grouped in SQL; the cycle lengths of the period's won deals
-are fetched as one sorted column (with their group keys) for the percentiles. The cycle
-is computed by the database in whole seconds (``julianday`` on SQLite, ``extract(epoch)``
-on PostgreSQL), so both give the same numbers.
+The won deals come as cells of ``analytics_outcome_cells`` (whole months; the rest of the
+period from the deals, :func:`counters_outcomes.closed_records`) with one record per deal:
+its cycle and amount. The percentiles are exact, from the records. The cycle is computed
+by the database in whole seconds (``julianday`` on SQLite, ``extract(epoch)`` on
+PostgreSQL), so both give the same numbers.
 """
 
 from __future__ import annotations
 
-import math
-from bisect import bisect_right
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from loudou.analytics.filters import ReportFilters, closed_conditions
+from loudou.analytics import counters_outcomes as outcomes
+from loudou.analytics.filters import ReportFilters
 from loudou.analytics.funnel import resolve_pipeline
 from loudou.analytics.reports import Chart, Col, ReportSpec, Table, drill_params, register
 from loudou.analytics.reports import msg as _
-from loudou.analytics.stats import percentile, wilson
+from loudou.analytics.stats import wilson
 from loudou.auth.models import Team, User
 from loudou.channel.models import Channel
-from loudou.deal.models import Deal, DealStatus
+from loudou.deal.models import DealStatus
 
 DAY_S = 86_400
 #: Name shown for the deals without a channel, team or owner.
@@ -46,20 +46,6 @@ NO_AMOUNT_BAND = -1
 
 # --- helpers shared by the outcome reports (cycle, winrate, winloss) --------------------
 
-def dialect_name(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
-def cycle_seconds(session: Session) -> sa.ColumnElement[int]:
-    """closed_at − created_at of a deal in whole seconds, on either database."""
-    span: sa.ColumnElement[Any]
-    if dialect_name(session) == "postgresql":
-        span = sa.func.extract("epoch", Deal.closed_at - Deal.created_at)
-    else:
-        span = (sa.func.julianday(Deal.closed_at) - sa.func.julianday(Deal.created_at)) * DAY_S
-    return sa.cast(sa.func.round(span), sa.Integer)
-
-
 def days(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / DAY_S, 2)
 
@@ -68,28 +54,6 @@ def rate(successes: int, trials: int) -> dict[str, float | None]:
     """A proportion with its 95% Wilson interval (all None without trials)."""
     low, high = wilson(successes, trials)
     return {"rate": successes / trials if trials else None, "ci_low": low, "ci_high": high}
-
-
-def percentile_of_counts(counts: Sequence[tuple[float, int]], q: float) -> float | None:
-    """:func:`stats.percentile` of the values ``value`` repeated ``count`` times, from an
-    ascending (value, count) list such as a GROUP BY on the value gives."""
-    total = sum(c for _v, c in counts)
-    if total == 0:
-        return None
-    pos = (total - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, total - 1)
-
-    def nth(k: int) -> float:
-        seen = 0
-        for value, count in counts:
-            seen += count
-            if k < seen:
-                return value
-        return counts[-1][0]
-
-    low_value, high_value = nth(lo), nth(hi)
-    return low_value + (high_value - low_value) * (pos - lo)
 
 
 def check_pipeline(session: Session, filters: ReportFilters) -> None:
@@ -124,14 +88,6 @@ def closed_range(filters: ReportFilters) -> dict[str, str]:
     return {"closed_from": filters.date_from.isoformat(), "closed_to": filters.date_to.isoformat()}
 
 
-def size_band(amount: Any) -> sa.ColumnElement[int]:
-    """Index of the deal-size band of ``amount`` in :data:`SIZE_BANDS` (-1 without an amount)."""
-    whens: list[tuple[sa.ColumnElement[bool], int]] = [(amount.is_(None), NO_AMOUNT_BAND)]
-    for index, (_low, high, _label) in enumerate(SIZE_BANDS):
-        whens.append((amount < high, index) if high is not None else (amount.is_not(None), index))
-    return sa.case(*whens, else_=NO_AMOUNT_BAND)
-
-
 # --- the report -------------------------------------------------------------------------
 
 @dataclass
@@ -141,13 +97,13 @@ class _Group:
     seconds: int = 0
 
 
-def _figures(group: _Group, values: list[int]) -> dict[str, Any]:
+def _figures(group: _Group, values: np.ndarray) -> dict[str, Any]:
     return {
         "won": group.won,
         "won_amount": float(group.amount),
         "mean_days": days(group.seconds / group.won) if group.won else None,
-        "median_days": days(percentile(values, 0.5)),  # type: ignore[arg-type]
-        "p90_days": days(percentile(values, 0.9)),  # type: ignore[arg-type]
+        "median_days": days(outcomes.percentile(values, 0.5)),
+        "p90_days": days(outcomes.percentile(values, 0.9)),
     }
 
 
@@ -155,42 +111,53 @@ def _by_won(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (-r["won"], r["name"] is None or r["name"] == NO_NAME, str(r["name"])))
 
 
+def band_of(cents: np.ndarray) -> np.ndarray:
+    """Index of the deal-size band in :data:`SIZE_BANDS` of amounts in cents (-1 without one)."""
+    out = np.full(len(cents), NO_AMOUNT_BAND, dtype=np.int64)
+    has_amount = cents != outcomes.NO_CENTS
+    for index in reversed(range(len(SIZE_BANDS))):
+        high = SIZE_BANDS[index][1]
+        out[has_amount & (cents < high * 100 if high is not None else True)] = index
+    return out
+
+
+def _groups(keys: np.ndarray, records: np.ndarray) -> dict[int, tuple[_Group, np.ndarray]]:
+    """Per key: the group's figures and its cycles."""
+    order = np.argsort(keys, kind="stable")
+    keys, records = keys[order], records[order]
+    out = {}
+    bounds = np.flatnonzero(np.diff(keys)) + 1
+    for part_keys, part in zip(np.split(keys, bounds), np.split(records, bounds), strict=True):
+        if not len(part):
+            continue
+        has_amount = part["cents"] != outcomes.NO_CENTS
+        group = _Group(len(part), Decimal(int(part["cents"][has_amount].sum())) / 100,
+                       int(part["cycle"].astype(np.int64).sum()))
+        out[int(part_keys[0])] = (group, part["cycle"].astype(np.int64))
+    return out
+
+
 def sales_cycle(session: Session, viewer: User, filters: ReportFilters) -> dict[str, Any]:
     check_pipeline(session, filters)
-    where = [*closed_conditions(viewer, filters, filters.pipeline_id), Deal.status == DealStatus.won]
-    seconds = cycle_seconds(session)
-    band = size_band(Deal.amount)
-    keys = (Deal.channel_id, Deal.team_id, Deal.owner_id, band)
-    grouped = session.execute(
-        sa.select(*keys, sa.func.count(), sa.func.coalesce(sa.func.sum(Deal.amount), 0), sa.func.sum(seconds))
-        .where(*where).group_by(*keys)
-    ).all()
-    # The won deals' cycle lengths, ascending, with their group keys: for the percentiles.
-    values = session.execute(sa.select(*keys, seconds).where(*where).order_by(seconds)).all()
+    cells = outcomes.closed_records(session, viewer, filters, (DealStatus.won.value,))
+    parts = [c.records for c in cells if c.records is not None and len(c.records)]
+    records = outcomes.join_records(parts)
+    sizes = [len(p) for p in parts]
 
-    dims = ("channel", "team", "owner", "band")
-    groups: dict[str, dict[Any, _Group]] = {d: defaultdict(_Group) for d in dims}
-    total = _Group()
-    for channel_id, team_id, owner_id, band_index, n, amount, secs in grouped:
-        for dim, key in zip(dims, (channel_id, team_id, owner_id, band_index), strict=True):
-            g = groups[dim][key]
-            g.won += int(n)
-            g.amount += Decimal(str(amount))
-            g.seconds += int(secs or 0)
-        total.won += int(n)
-        total.amount += Decimal(str(amount))
-        total.seconds += int(secs or 0)
-    lists: dict[str, dict[Any, list[int]]] = {d: defaultdict(list) for d in dims}
-    everything: list[int] = []
-    for channel_id, team_id, owner_id, band_index, secs in values:
-        everything.append(int(secs))
-        for dim, key in zip(dims, (channel_id, team_id, owner_id, band_index), strict=True):
-            lists[dim][key].append(int(secs))
+    def per_deal(attr: str) -> np.ndarray:  # a cell's key on each of its deals (0: none)
+        return np.repeat(np.array([getattr(c, attr) or 0 for c in cells if c.records is not None
+                                   and len(c.records)], dtype=np.int64), sizes)
+
+    groups = {"channel": _groups(per_deal("channel_id"), records), "team": _groups(per_deal("team_id"), records),
+              "owner": _groups(per_deal("owner_id"), records), "band": _groups(band_of(records["cents"]), records)}
+    everything = np.sort(records["cycle"].astype(np.int64))
+    has_amount = records["cents"] != outcomes.NO_CENTS
+    total = _Group(len(records), Decimal(int(records["cents"][has_amount].sum())) / 100, int(everything.sum()))
 
     distribution: list[dict[str, Any]] = []
     below = 0
     for upper, label in CYCLE_BINS:
-        upto = bisect_right(everything, upper * DAY_S) if upper is not None else len(everything)
+        upto = int(np.searchsorted(everything, upper * DAY_S, side="right")) if upper is not None else len(everything)
         n = upto - below
         share = rate(n, len(everything))
         distribution.append({"bin": label, "from_days": (distribution[-1]["to_days"] if distribution else 0),
@@ -198,29 +165,30 @@ def sales_cycle(session: Session, viewer: User, filters: ReportFilters) -> dict[
                              "ci_low": share["ci_low"], "ci_high": share["ci_high"]})
         below = upto
 
-    channels = channel_names(session, groups["channel"])
-    teams = team_names(session, groups["team"])
-    owners = user_names(session, groups["owner"])
+    def ident(key: int) -> int | None:
+        return key or None
+
+    channels = channel_names(session, map(ident, groups["channel"]))
+    teams = team_names(session, map(ident, groups["team"]))
+    owners = user_names(session, map(ident, groups["owner"]))
     by_channel = _by_won([
-        {"channel_id": key, "name": channels.get(key, (NO_NAME, None))[0] if key is not None else NO_NAME,
-         "name_en": channels.get(key, (NO_NAME, None))[1] if key is not None else None,
-         **_figures(g, lists["channel"][key])}
-        for key, g in groups["channel"].items()])
+        {"channel_id": ident(key), "name": channels.get(key, (NO_NAME, None))[0] if key else NO_NAME,
+         "name_en": channels.get(key, (NO_NAME, None))[1] if key else None, **_figures(g, values)}
+        for key, (g, values) in groups["channel"].items()])
     by_team = _by_won([
-        {"team_id": key, "name": teams.get(key, NO_NAME) if key is not None else NO_NAME,
-         **_figures(g, lists["team"][key])}
-        for key, g in groups["team"].items()])
+        {"team_id": ident(key), "name": teams.get(key, NO_NAME) if key else NO_NAME, **_figures(g, values)}
+        for key, (g, values) in groups["team"].items()])
     by_owner = _by_won([
-        {"owner_id": key, "name": owners.get(key, NO_NAME) if key is not None else NO_NAME,
-         **_figures(g, lists["owner"][key])}
-        for key, g in groups["owner"].items()])
+        {"owner_id": ident(key), "name": owners.get(key, NO_NAME) if key else NO_NAME, **_figures(g, values)}
+        for key, (g, values) in groups["owner"].items()])
+    empty = (_Group(), np.empty(0, dtype=np.int64))
     by_size = []
     for index, (low, high, label) in enumerate(SIZE_BANDS):
         by_size.append({"band": label, "amount_min": low, "amount_below": high,
-                        **_figures(groups["band"].get(index, _Group()), lists["band"].get(index, []))})
+                        **_figures(*groups["band"].get(index, empty))})
     if NO_AMOUNT_BAND in groups["band"]:
         by_size.append({"band": NO_NAME, "amount_min": None, "amount_below": None,
-                        **_figures(groups["band"][NO_AMOUNT_BAND], lists["band"][NO_AMOUNT_BAND])})
+                        **_figures(*groups["band"][NO_AMOUNT_BAND])})
 
     return {
         "report": "cycle",
@@ -228,8 +196,8 @@ def sales_cycle(session: Session, viewer: User, filters: ReportFilters) -> dict[
         "pipeline_id": filters.pipeline_id,
         "definition": "cycle = closed_at - created_at, in days, of the deals won in the period",
         **_figures(total, everything),
-        "min_days": days(everything[0]) if everything else None,
-        "max_days": days(everything[-1]) if everything else None,
+        "min_days": days(int(everything[0])) if len(everything) else None,
+        "max_days": days(int(everything[-1])) if len(everything) else None,
         "distribution": distribution,
         "by_channel": by_channel,
         "by_team": by_team,

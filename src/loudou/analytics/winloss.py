@@ -3,8 +3,11 @@ stage they were lost at, by reason and channel, by reason and rep and over time,
 won deals of the period set against the lost ones (activity, cycle, amount). Defined in
 docs/analytics.md.
 
-Everything is grouped in SQL; the activity-count medians come from a GROUP BY on the
-count, and the cycle medians from one sorted column of the closed deals' cycle lengths.
+The lost deals by reason, channel and rep and by stage come from
+``analytics_outcome_reasons`` / ``analytics_outcome_stages``, the won and lost deals from
+``analytics_outcome_cells`` with one record per deal (activities, cycle) for exact
+medians — whole months from these tables, the rest of the period from the deals
+(:mod:`loudou.analytics.counters_outcomes`).
 """
 
 from __future__ import annotations
@@ -17,24 +20,22 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from loudou.analytics import counters_outcomes as outcomes
 from loudou.analytics.cycle import (
     NO_NAME,
     channel_names,
     check_pipeline,
     closed_range,
-    cycle_seconds,
     days,
-    percentile_of_counts,
     rate,
     user_names,
 )
-from loudou.analytics.filters import ReportFilters, closed_conditions
+from loudou.analytics.filters import ReportFilters
 from loudou.analytics.reports import Chart, Col, ReportSpec, Table, drill_params, register
 from loudou.analytics.reports import msg as _
-from loudou.analytics.stats import percentile
-from loudou.analytics.winrate import WIN_RATE_DEFINITION, as_date, bucket_index, buckets, dated, day_key
+from loudou.analytics.winrate import WIN_RATE_DEFINITION, bucket_parts, buckets, dated
 from loudou.auth.models import User
-from loudou.deal.models import Deal, DealStatus
+from loudou.deal.models import DealStatus
 from loudou.pipeline.models import LostReason, Pipeline, Stage
 
 
@@ -55,46 +56,36 @@ def _stages(session: Session, ids: set[int]) -> dict[int, Any]:
     return {int(row.id): row for row in session.execute(stmt)}
 
 
-def _grouped(session: Session, where: list[sa.ColumnElement[bool]], *keys: Any) -> list[Any]:
-    """(keys…, count, amount) of the rows matching ``where``, grouped by ``keys``."""
-    return list(session.execute(
-        sa.select(*keys, sa.func.count(), sa.func.coalesce(sa.func.sum(Deal.amount), 0))
-        .where(*where).group_by(*keys)
-    ))
-
-
-def _rollup(rows: list[Any], *positions: int) -> list[tuple[Any, ...]]:
-    """(keys at ``positions``…, count, amount) summed from grouped (keys…, count, amount) rows."""
-    sums: dict[tuple[Any, ...], list[Any]] = {}
-    for row in rows:
-        key = tuple(row[p] for p in positions)
-        slot = sums.setdefault(key, [0, Decimal(0)])
-        slot[0] += int(row[-2])
-        slot[1] += Decimal(str(row[-1]))
-    return [(*key, n, amount) for key, (n, amount) in sums.items()]
-
-
 def _share_row(n: int, of: int) -> dict[str, Any]:
     share = rate(n, of)
     return {"share": share["rate"], "ci_low": share["ci_low"], "ci_high": share["ci_high"]}
 
 
+def _sum(groups: list[outcomes.LostGroup], key: Callable[[outcomes.LostGroup], Any]
+         ) -> list[tuple[Any, int, Decimal]]:
+    """(key, lost, amount) summed over the groups by ``key``."""
+    sums: dict[Any, list[int]] = {}
+    for g in groups:
+        slot = sums.setdefault(key(g), [0, 0])
+        slot[0] += g.n
+        slot[1] += g.cents
+    return [(k, n, Decimal(cents) / 100) for k, (n, cents) in sums.items()]
+
+
 def win_loss(session: Session, viewer: User, filters: ReportFilters) -> dict[str, Any]:
     check_pipeline(session, filters)
-    closed = closed_conditions(viewer, filters, filters.pipeline_id)
-    lost_where = [*closed, Deal.status == DealStatus.lost]
-
-    # One grouped scan for the reasons, stages, channels and reps; one for the days.
-    combos = _grouped(session, lost_where, Deal.lost_reason_id, Deal.stage_id, Deal.channel_id, Deal.owner_id)
-    by_reason_rows = _rollup(combos, 0)
-    by_stage_rows = _rollup(combos, 1)
-    by_channel_rows = _rollup(combos, 2, 0)
-    by_rep_rows = _rollup(combos, 3, 0)
-    lost_day = day_key(session, Deal.closed_at)
-    by_day_rows = _grouped(session, lost_where, lost_day)
+    won_status, lost_status = DealStatus.won.value, DealStatus.lost.value
+    # The lost deals by (reason, channel, rep) and by stage, and the won and lost deals as
+    # cells with their records (activities, cycle): whole months from the counters.
+    reason_groups, stage_groups = outcomes.lost_groups(session, viewer, filters)
+    cells = outcomes.closed_records(session, viewer, filters, (won_status, lost_status))
+    by_reason_rows = _sum(reason_groups, lambda g: g.key)
+    by_stage_rows = _sum(stage_groups, lambda g: g.key)
+    by_channel_rows = [(*k, n, a) for k, n, a in _sum(reason_groups, lambda g: (g.channel_id, g.key))]
+    by_rep_rows = [(*k, n, a) for k, n, a in _sum(reason_groups, lambda g: (g.owner_id, g.key))]
 
     lost = sum(int(r[-2]) for r in by_reason_rows)
-    lost_amount = sum((Decimal(str(r[-1])) for r in by_reason_rows), Decimal(0))
+    lost_amount = sum((r[-1] for r in by_reason_rows), Decimal(0))
     reasons = _reason_names(session, {r[0] for r in by_reason_rows})
 
     def reason_fields(reason_id: int | None) -> dict[str, Any]:
@@ -140,16 +131,14 @@ def win_loss(session: Session, viewer: User, filters: ReportFilters) -> dict[str
         key=lambda r: (-rep_total[r["owner_id"]], str(r["rep"]), -r["lost"], str(r["reason"])))
 
     bucket_list = buckets(filters)
-    index = bucket_index(bucket_list)
     lost_in = [0] * len(bucket_list)
-    amount_in = [Decimal(0)] * len(bucket_list)
-    for day, n, amount in by_day_rows:
-        i = index(as_date(day))
-        lost_in[i] += int(n)
-        amount_in[i] += Decimal(str(amount))
+    cents_in = [0] * len(bucket_list)
+    for i, part in bucket_parts([c for c in cells if c.status == lost_status], filters):
+        lost_in[i] += part.n
+        cents_in[i] += part.cents
     over_time = [{"bucket": b.key, "start": b.start.isoformat(), "end": b.end.isoformat(), "full": b.full,
-                  "lost": n, "lost_amount": float(amount)}
-                 for b, n, amount in zip(bucket_list, lost_in, amount_in, strict=True)]
+                  "lost": n, "lost_amount": float(Decimal(cents) / 100)}
+                 for b, n, cents in zip(bucket_list, lost_in, cents_in, strict=True)]
 
     return {
         "report": "winloss",
@@ -163,41 +152,27 @@ def win_loss(session: Session, viewer: User, filters: ReportFilters) -> dict[str
         "reason_by_channel": reason_channel,
         "reason_by_rep": reason_rep,
         "over_time": over_time,
-        "won_vs_lost": _won_vs_lost(session, closed),
+        "won_vs_lost": _won_vs_lost(cells),
         "win_rate_definition": WIN_RATE_DEFINITION,
     }
 
 
-def _won_vs_lost(session: Session, closed: list[sa.ColumnElement[bool]]) -> list[dict[str, Any]]:
+def _won_vs_lost(cells: list[outcomes.Cell]) -> list[dict[str, Any]]:
     """Won and lost deals closed in the period side by side."""
-    where = [*closed, Deal.status.in_((DealStatus.won, DealStatus.lost))]
-    # Grouped by the activity count: its median, and (summed) the counts and amounts.
-    totals: dict[DealStatus, list[Any]] = {}
-    activity_counts: dict[DealStatus, list[tuple[float, int]]] = defaultdict(list)
-    for status, activities, n, amount, with_amount in session.execute(
-            sa.select(Deal.status, Deal.activity_count, sa.func.count(),
-                      sa.func.coalesce(sa.func.sum(Deal.amount), 0), sa.func.count(Deal.amount))
-            .where(*where).group_by(Deal.status, Deal.activity_count).order_by(Deal.status, Deal.activity_count)):
-        key = DealStatus(status)
-        slot = totals.setdefault(key, [0, Decimal(0), 0, 0])
-        slot[0] += int(n)
-        slot[1] += Decimal(str(amount))
-        slot[2] += int(with_amount)
-        slot[3] += int(n) * int(activities or 0)
-        activity_counts[key].append((float(activities or 0), int(n)))
-    seconds = cycle_seconds(session)
-    cycles: dict[DealStatus, list[int]] = defaultdict(list)
-    for status, secs in session.execute(sa.select(Deal.status, seconds).where(*where).order_by(seconds)):
-        cycles[DealStatus(status)].append(int(secs))
-    all_closed = sum(t[0] for t in totals.values())
+    all_closed = sum(c.n for c in cells)
     rows = []
     for status in (DealStatus.won, DealStatus.lost):
-        n, amount, with_amount, activities = totals.get(status, [0, Decimal(0), 0, 0])
+        mine = [c for c in cells if c.status == status.value]
+        n = sum(c.n for c in mine)
+        amount = Decimal(sum(c.cents for c in mine)) / 100
+        with_amount = sum(c.with_amount for c in mine)
+        activities = sum(c.activities for c in mine)
+        records = outcomes.join_records([c.records for c in mine if c.records is not None])
         rows.append({
             "status": status.value, "deals": n, **_share_row(n, all_closed),
             "avg_activities": round(activities / n, 2) if n else None,
-            "median_activities": percentile_of_counts(activity_counts[status], 0.5),
-            "median_cycle_days": days(percentile(cycles[status], 0.5)),  # type: ignore[arg-type]
+            "median_activities": outcomes.percentile(records["activities"], 0.5),
+            "median_cycle_days": days(outcomes.percentile(records["cycle"], 0.5)),
             "amount": float(amount),
             "avg_amount": round(float(amount / with_amount), 2) if with_amount else None,
         })

@@ -2,58 +2,51 @@
 C3). Of the deals closed in the period, bucketed by week, month or quarter of closing, and
 compared across reps and teams. Defined in docs/analytics.md.
 
-Counts and amounts are grouped in SQL by UTC day and bucketed here; the cycle lengths of
-the won deals are fetched as one sorted column for the medians. "Open at a bucket's start"
-comes from grouped counts as well: open at the period's start, plus the deals created
-since, minus the deals closed since.
+The closed deals come as cells of ``analytics_outcome_cells`` (whole months; the rest of
+the period from the deals, :mod:`counters_outcomes`): counts and amounts per
+month, team, owner and status, and the won deals' cycles (records) for exact medians; with
+weekly buckets every deal's record (the day it closed) places it in its week. "Open at a
+bucket's start" comes from counts as well: open at the period's start (created before it
+less closed before it), plus the deals created since, minus the deals closed since.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
+import numpy as np
 from sqlalchemy.orm import Session
 
+from loudou.analytics import counters_outcomes as outcomes
 from loudou.analytics.cycle import (
     DAY_S,
     NO_NAME,
     check_pipeline,
     closed_range,
-    cycle_seconds,
     days,
-    dialect_name,
     rate,
     team_names,
     user_names,
 )
-from loudou.analytics.filters import ReportFilters, closed_conditions, cohort_conditions, deal_conditions
+from loudou.analytics.filters import ReportFilters
 from loudou.analytics.reports import Chart, Col, ReportSpec, Table, drill_params, register
 from loudou.analytics.reports import msg as _
-from loudou.analytics.stats import percentile, two_proportion_test
+from loudou.analytics.stats import two_proportion_test
 from loudou.auth.models import User
-from loudou.deal.models import Deal, DealStatus
+from loudou.deal.models import DealStatus
+from loudou.listing import day_start
 
-CLOSED = (DealStatus.won, DealStatus.lost, DealStatus.disqualified)
 WIN_RATE_DEFINITION = "won / (won + lost); disqualified deals are left out"
 VELOCITY_DEFINITION = ("open deals at the start x win rate x average won amount / median cycle days "
                        "(money per day)")
 
 
 # --- time buckets (shared with winloss) -------------------------------------------------
-
-def day_key(session: Session, column: Any) -> sa.ColumnElement[str]:
-    """The UTC day of a timestamp as 'YYYY-MM-DD', on either database."""
-    if dialect_name(session) == "postgresql":
-        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
-    return sa.func.strftime("%Y-%m-%d", column)
-
 
 def as_date(value: Any) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
@@ -103,11 +96,6 @@ def dated(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**row, "start": as_date(row["start"]), "end": as_date(row["end"])} for row in rows]
 
 
-def bucket_index(bucket_list: list[Bucket]) -> Callable[[dt.date], int]:
-    starts = [b.start for b in bucket_list]
-    return lambda day: bisect_right(starts, day) - 1
-
-
 def slope(points: Iterable[tuple[float, float]]) -> float | None:
     """Least-squares slope of y on x; None with fewer than two distinct x."""
     pts = list(points)
@@ -130,25 +118,37 @@ class Tally:
     won: int = 0
     lost: int = 0
     disqualified: int = 0
-    won_amount: Decimal = Decimal(0)
+    won_cents: int = 0
     won_with_amount: int = 0
-    cycles: list[int] = field(default_factory=list)  # won deals' cycle seconds, ascending
+    cycle_parts: list[np.ndarray] = field(default_factory=list)  # won deals' records
+    _cycles: np.ndarray | None = None
 
-    def add(self, status: str, n: int, amount: Decimal, with_amount: int) -> None:
-        if status == DealStatus.won:
-            self.won += n
-            self.won_amount += amount
-            self.won_with_amount += with_amount
-        elif status == DealStatus.lost:
-            self.lost += n
-        elif status == DealStatus.disqualified:
-            self.disqualified += n
+    def add(self, cell: outcomes.Cell) -> None:
+        if cell.status == DealStatus.won:
+            self.won += cell.n
+            self.won_cents += cell.cents
+            self.won_with_amount += cell.with_amount
+        elif cell.status == DealStatus.lost:
+            self.lost += cell.n
+        elif cell.status == DealStatus.disqualified:
+            self.disqualified += cell.n
+
+    @property
+    def won_amount(self) -> Decimal:
+        return Decimal(self.won_cents) / 100
+
+    @property
+    def cycles(self) -> np.ndarray:
+        """The won deals' cycles."""
+        if self._cycles is None:
+            self._cycles = outcomes.join_records(self.cycle_parts)["cycle"]
+        return self._cycles
 
     def average_won(self) -> float | None:
         return float(self.won_amount / self.won_with_amount) if self.won_with_amount else None
 
     def median_cycle_s(self) -> float | None:
-        return percentile(self.cycles, 0.5)  # type: ignore[arg-type]
+        return outcomes.percentile(self.cycles, 0.5)
 
     def figures(self) -> dict[str, Any]:
         win = rate(self.won, self.won + self.lost)
@@ -171,57 +171,69 @@ class Tally:
         return round(open_at_start * (self.won / closed) * average / (median / DAY_S), 2)
 
 
-def _open_at_period_start(session: Session, viewer: User, filters: ReportFilters) -> int:
-    stmt = sa.select(sa.func.count()).select_from(Deal).where(
-        *deal_conditions(viewer, filters, filters.pipeline_id), Deal.created_at < filters.start,
-        sa.or_(Deal.closed_at.is_(None), Deal.closed_at >= filters.start))
-    return int(session.scalar(stmt) or 0)
+def bucket_parts(cells: list[outcomes.Cell], filters: ReportFilters) -> list[tuple[int, outcomes.Cell]]:
+    """The cells' deals by bucket (index into :func:`buckets`): whole cells when the buckets
+    are months or quarters; by status and the day each deal closed (the records) when they
+    are weeks."""
+    bucket_list = buckets(filters)
+    starts = np.array([b.start.toordinal() for b in bucket_list], dtype=np.int64)
+    if filters.interval != "week":
+        at = np.searchsorted(starts, [max(c.month, filters.date_from).toordinal() for c in cells], side="right") - 1
+        return [(int(i), c) for i, c in zip(at, cells, strict=True)]
+    out = []
+    for status in sorted({c.status for c in cells}):
+        mine = [c for c in cells if c.status == status and c.records is not None and len(c.records)]
+        if not mine:
+            continue
+        records = outcomes.join_records([c.records for c in mine])  # type: ignore[misc]
+        month_days = np.repeat(np.array([c.month.toordinal() - 1 for c in mine], dtype=np.int64),
+                               [len(c.records) for c in mine])  # type: ignore[arg-type]
+        at = np.searchsorted(starts, month_days + records["day"], side="right") - 1
+        order = np.argsort(at, kind="stable")
+        at, records = at[order], records[order]
+        bounds = np.flatnonzero(np.diff(at)) + 1
+        for part_at, part in zip(np.split(at, bounds), np.split(records, bounds), strict=True):
+            n, cents, with_amount, activities = outcomes.summary(part)
+            out.append((int(part_at[0]), outcomes.Cell(dt.date.min, None, None, None, status, n, cents, with_amount,
+                                                       activities, part)))
+    return out
 
 
 def win_rate(session: Session, viewer: User, filters: ReportFilters) -> dict[str, Any]:
     check_pipeline(session, filters)
-    pid = filters.pipeline_id
-    closed_where = [*closed_conditions(viewer, filters, pid), Deal.status.in_(CLOSED)]
-    closed_day = day_key(session, Deal.closed_at)
-    # One grouped scan of the closed deals feeds the buckets, the reps and the teams.
-    grouped = session.execute(
-        sa.select(closed_day, Deal.owner_id, Deal.team_id, Deal.status, sa.func.count(),
-                  sa.func.coalesce(sa.func.sum(Deal.amount), 0), sa.func.count(Deal.amount))
-        .where(*closed_where).group_by(closed_day, Deal.owner_id, Deal.team_id, Deal.status)
-    ).all()
-    seconds = cycle_seconds(session)
-    won_cycles = session.execute(
-        sa.select(closed_day, Deal.owner_id, Deal.team_id, seconds)
-        .where(*closed_where, Deal.status == DealStatus.won).order_by(seconds)
-    ).all()
-    created_day = day_key(session, Deal.created_at)
-    created_per_day = session.execute(
-        sa.select(created_day, sa.func.count()).where(*cohort_conditions(viewer, filters, pid)).group_by(created_day)
-    ).all()
-    open_at_start = _open_at_period_start(session, viewer, filters)
-
+    won = DealStatus.won.value
+    if filters.interval == "week":
+        # Every closed deal's record: the day it closed places it in its week.
+        counted = outcomes.closed_records(session, viewer, filters, outcomes.CLOSED)
+        with_cycles = [c for c in counted if c.status == won]
+    else:
+        # The won deals' cells with their records (the cycles, for the medians); the lost and
+        # disqualified ones counted by month, team and owner.
+        with_cycles = outcomes.closed_records(session, viewer, filters, (won,))
+        counted = with_cycles + outcomes.closed_sums(session, viewer, filters, (DealStatus.lost.value,
+                                                                                DealStatus.disqualified.value),
+                                                     ("month", "team_id", "owner_id"))
     bucket_list = buckets(filters)
-    index = bucket_index(bucket_list)
+    created_in = outcomes.created_counts(session, viewer, filters, [
+        (day_start(b.start), day_start(b.end + dt.timedelta(days=1))) for b in bucket_list])
+    open_at_start = outcomes.open_at_start(session, viewer, filters)
+
     tallies = [Tally() for _b in bucket_list]
     total = Tally()
     closed_in = [0] * len(bucket_list)
-    created_in = [0] * len(bucket_list)
     reps: dict[int | None, Tally] = defaultdict(Tally)
     teams: dict[int | None, Tally] = defaultdict(Tally)
-    day_index: dict[Any, int] = {}
-    for day, owner_id, team_id, status, n, amount, with_amount in grouped:
-        i = day_index.get(day)
-        if i is None:
-            i = day_index[day] = index(as_date(day))
-        n, money, with_amount = int(n), Decimal(str(amount)), int(with_amount)
-        for tally in (tallies[i], total, reps[owner_id], teams[team_id]):
-            tally.add(status, n, money, with_amount)
-        closed_in[i] += n
-    for day, n in created_per_day:
-        created_in[index(as_date(day))] += int(n)
-    for day, owner_id, team_id, secs in won_cycles:
-        for tally in (tallies[index(as_date(day))], total, reps[owner_id], teams[team_id]):
-            tally.cycles.append(int(secs))
+    for cell in counted:
+        for tally in (total, reps[cell.owner_id], teams[cell.team_id]):
+            tally.add(cell)
+    for i, part in bucket_parts(counted, filters):
+        tallies[i].add(part)
+        closed_in[i] += part.n
+    for cell in with_cycles:
+        for tally in (total, reps[cell.owner_id], teams[cell.team_id]):
+            tally.cycle_parts.append(cell.records)  # type: ignore[arg-type]
+    for i, part in bucket_parts(with_cycles, filters):
+        tallies[i].cycle_parts.append(part.records)  # type: ignore[arg-type]
 
     bucket_rows = []
     open_now = open_at_start
@@ -245,7 +257,7 @@ def win_rate(session: Session, viewer: User, filters: ReportFilters) -> dict[str
     return {
         "report": "winrate",
         "period": filters.period(),
-        "pipeline_id": pid,
+        "pipeline_id": filters.pipeline_id,
         "interval": filters.interval,
         "win_rate_definition": WIN_RATE_DEFINITION,
         "velocity_definition": VELOCITY_DEFINITION,
