@@ -1,9 +1,12 @@
 """Imports every domain's models so ``Base.metadata`` knows all tables (migrations, tests)."""
 
 from loudou.activity.models import Activity, ActivityKind, Task
-from loudou.analytics import counters  # noqa: F401  (counter tables and their upkeep)
-from loudou.analytics import counters_flow  # noqa: F401
-from loudou.analytics import counters_outcomes  # noqa: F401
+from loudou.analytics import (
+    counters,  # noqa: F401  (counter tables and their upkeep)
+    counters_flow,  # noqa: F401
+    counters_outcomes,  # noqa: F401
+    counters_value,  # noqa: F401
+)
 from loudou.audit.models import AuditLog
 from loudou.auth.models import ApiToken, Role, Team, User
 from loudou.channel.models import Channel, ChannelSpend

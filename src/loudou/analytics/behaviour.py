@@ -2,10 +2,12 @@
 interactions relate to winning, for the deals closed (won or lost) in the period, and how
 recently the open deals were last touched. Defined precisely in docs/analytics/behaviour.md.
 
-Three grouped queries: the closed deals by ``activity_count`` and status (banded in
-Python: one row per distinct count, not per deal), their activities by kind and deal
-status (one join over the activities, grouped in SQL), and the open deals' recency bands
-as conditional sums over ``last_activity_at``.
+Three grouped queries: the closed deals by status with their count per intensity band
+(conditional counts in one pass over the closed deals' covering index);
+their activities by kind and deal status from the monthly ``analytics_closed_activities``
+(partial months, and filters it does not carry, join the activities of those deals); and
+the open deals' recency bands as conditional sums over ``last_activity_at`` from the open
+deals' covering index.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from loudou.activity.models import Activity, ActivityKind
+from loudou.analytics import counters, counters_value
 from loudou.analytics.channels import WIN_RATE_DEFINITION, money, rate_fields
 from loudou.analytics.filters import ReportFilters, closed_conditions, deal_conditions
 from loudou.analytics.reports import Chart, Col, ReportSpec, Table, drill_params, register
 from loudou.analytics.reports import msg as _
+from loudou.auth import policy
 from loudou.auth.models import User
 from loudou.db import utcnow
 from loudou.deal.models import Deal, DealStatus
@@ -53,33 +57,75 @@ def _band(count: int) -> str:
 
 
 def intensity(session: Session, viewer: User, filters: ReportFilters) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Closed deals per intensity band, and the activity totals of the won and the lost."""
-    stmt = (sa.select(Deal.activity_count, Deal.status, sa.func.count())
-            .where(*closed_conditions(viewer, filters, filters.pipeline_id), Deal.status.in_(CLOSED))
-            .group_by(Deal.activity_count, Deal.status))
-    deals: dict[str, dict[DealStatus, int]] = defaultdict(lambda: defaultdict(int))
+    """Closed deals per intensity band, and the activity totals of the won and the lost:
+    one pass over the closed deals' covering index, counting each band as it goes."""
+    deals = counters_value.via(counters_value.CLOSED_INDEX)
+    c = deals.c
+    bands = []
+    for _key, low, high in INTENSITY_BANDS:
+        band = c.activity_count >= low if high is None else c.activity_count.between(low, high)
+        bands.append(sa.func.count().filter(band))
+    stmt = (sa.select(c.status, sa.func.sum(c.activity_count), *bands).select_from(deals.table)
+            .where(counters_value.status_in(c.status, *CLOSED),
+                   *deals.adapt(closed_conditions(viewer, filters, filters.pipeline_id)))
+            .group_by(c.status))
+    deals_by_band: dict[str, dict[DealStatus, int]] = defaultdict(lambda: defaultdict(int))
     activity_totals: dict[str, int] = defaultdict(int)
-    for count, status, n in session.execute(stmt):
-        deals[_band(int(count or 0))][DealStatus(status)] += int(n)
-        activity_totals[DealStatus(status).value] += int(count or 0) * int(n)
-    closed = sum(sum(by_status.values()) for by_status in deals.values())
+    for status, activities, *per_band in session.execute(stmt):
+        activity_totals[DealStatus(status).value] += int(activities or 0)
+        for (key, _low, _high), n in zip(INTENSITY_BANDS, per_band, strict=True):
+            deals_by_band[key][DealStatus(status)] += int(n or 0)
+    closed = sum(sum(by_status.values()) for by_status in deals_by_band.values())
     rows = []
     for key, low, high in INTENSITY_BANDS:
-        won, lost = deals[key][DealStatus.won], deals[key][DealStatus.lost]
+        won, lost = deals_by_band[key][DealStatus.won], deals_by_band[key][DealStatus.lost]
         rows.append({"band": key, "min_activities": low, "max_activities": high, "deals": won + lost, "won": won,
                      "lost": lost, "share": (won + lost) / closed if closed else None,
                      **rate_fields("win_rate", won, won + lost)})
     return rows, activity_totals
 
 
-def kinds(session: Session, viewer: User, filters: ReportFilters, won: int, lost: int) -> list[dict[str, Any]]:
-    """Average activities of each kind per won deal and per lost deal."""
+def _raw_kind_counts(session: Session, viewer: User, filters: ReportFilters, start: dt.datetime, end: dt.datetime
+                     ) -> list[tuple[str, DealStatus, int]]:
     stmt = (sa.select(Activity.kind, Deal.status, sa.func.count())
             .select_from(Activity).join(Deal, Deal.id == Activity.deal_id)
-            .where(*closed_conditions(viewer, filters, filters.pipeline_id), Deal.status.in_(CLOSED))
+            .where(Deal.closed_at >= start, Deal.closed_at < end,
+                   *deal_conditions(viewer, filters, filters.pipeline_id), Deal.status.in_(CLOSED))
             .group_by(Activity.kind, Deal.status))
-    counts: dict[tuple[str, DealStatus], int] = {
-        (ActivityKind(kind).value, DealStatus(status)): int(n) for kind, status, n in session.execute(stmt)}
+    return [(ActivityKind(kind).value, DealStatus(status), int(n)) for kind, status, n in session.execute(stmt)]
+
+
+def kind_counts(session: Session, viewer: User, filters: ReportFilters) -> dict[tuple[str, DealStatus], int]:
+    """Activities on the deals won and lost in the period, by kind and deal status: whole
+    months from ``analytics_closed_activities``, partial months (and filters it does not
+    carry) from the activities."""
+    rows: list[tuple[str, DealStatus, int]] = []
+    if filters.product_id is None and filters.industry is None:
+        months, edges = counters.split_period(filters.start, filters.end)
+        if months is not None:
+            t = counters_value.closed_activities
+            conditions = [t.c.month >= months[0], t.c.month < months[1],
+                          policy.owned_condition(viewer, t.c.team_id, t.c.owner_id)]
+            for name in ("pipeline_id", "team_id", "owner_id", "channel_id"):
+                value = getattr(filters, name)
+                if value is not None:
+                    conditions.append(t.c[name] == value)
+            stmt = (sa.select(t.c.kind, t.c.status, sa.func.sum(t.c.n)).where(*conditions)
+                    .group_by(t.c.kind, t.c.status))
+            rows += [(str(kind), DealStatus(status), int(n or 0)) for kind, status, n in session.execute(stmt)]
+        for start, end in edges:
+            rows += _raw_kind_counts(session, viewer, filters, start, end)
+    else:
+        rows = _raw_kind_counts(session, viewer, filters, filters.start, filters.end)
+    counts: dict[tuple[str, DealStatus], int] = defaultdict(int)
+    for kind, status, n in rows:
+        counts[(kind, status)] += n
+    return counts
+
+
+def kinds(session: Session, viewer: User, filters: ReportFilters, won: int, lost: int) -> list[dict[str, Any]]:
+    """Average activities of each kind per won deal and per lost deal."""
+    counts = kind_counts(session, viewer, filters)
     rows = []
     for kind in ActivityKind:
         on_won, on_lost = counts.get((kind.value, DealStatus.won), 0), counts.get((kind.value, DealStatus.lost), 0)
@@ -94,7 +140,8 @@ def kinds(session: Session, viewer: User, filters: ReportFilters, won: int, lost
 
 def recency(session: Session, viewer: User, filters: ReportFilters, now: dt.datetime) -> list[dict[str, Any]]:
     """Open deals (now) by the age of their last activity, counts and amounts."""
-    last = Deal.last_activity_at
+    deals = counters_value.via(counters_value.OPEN_INDEX)
+    last, amount = deals.c.last_activity_at, deals.c.amount
     conditions: list[sa.ColumnElement[bool]] = []
     for key, _label, over, up_to in RECENCY_BANDS:
         if key == "never":
@@ -106,13 +153,13 @@ def recency(session: Session, viewer: User, filters: ReportFilters, now: dt.date
         if up_to is not None:
             parts.append(last >= now - dt.timedelta(days=up_to))
         conditions.append(sa.and_(*parts))
-    columns = []
+    columns: list[sa.ColumnElement[Any]] = []
     for condition in conditions:
-        columns.append(sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0))
-        columns.append(sa.func.coalesce(sa.func.sum(sa.case((condition, sa.func.coalesce(Deal.amount, 0)),
-                                                            else_=0)), 0))
-    stmt = sa.select(*columns).where(Deal.status == DealStatus.open,
-                                     *deal_conditions(viewer, filters, filters.pipeline_id))
+        columns.append(sa.func.count().filter(condition))
+        columns.append(sa.func.coalesce(sa.func.sum(sa.func.coalesce(amount, 0)).filter(condition), 0))
+    stmt = sa.select(*columns).select_from(deals.table).where(
+        counters_value.status_in(deals.c.status, DealStatus.open),
+        *deals.adapt(deal_conditions(viewer, filters, filters.pipeline_id)))
     values = list(session.execute(stmt).one())
     total = sum(int(values[2 * i]) for i in range(len(RECENCY_BANDS)))
     chinese = translations("zh-CN").gettext

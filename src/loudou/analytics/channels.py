@@ -2,29 +2,38 @@
 (leads), what became of them, the revenue won, and what the channel cost: spend, CAC,
 ROI and cost per lead. Defined precisely in docs/analytics/channels.md.
 
-One grouped scan of the cohort (by channel and status), one of its won deals' companies,
-the won deals' cycle times for the medians, and the month rows of ``channel_spend``.
+The cohort's leads and won revenue by channel and status come from the monthly
+``analytics_channel_counts`` (partial months from the deals' cohort index); customers won
+and the cycles of the won leads from ``analytics_won_leads``, one row per won deal with its
+cycle in microseconds (partial months from the won deals' index), so the medians stay
+exact; spend from the month rows of ``channel_spend``.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
+import itertools
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from loudou.analytics.filters import ReportFilters, cohort_conditions
+from loudou.analytics import counters, counters_value
+from loudou.analytics.filters import ReportFilters, deal_conditions
 from loudou.analytics.reports import Chart, Col, ReportSpec, Table, drill_params, register
 from loudou.analytics.reports import msg as _
 from loudou.analytics.stats import percentile, wilson
 from loudou.auth import policy
 from loudou.auth.models import Role, User
 from loudou.channel.models import Channel, ChannelSpend
+from loudou.company.models import Company
 from loudou.deal.models import Deal, DealStatus
+from loudou.pipeline.models import Pipeline
 
 DAY_S = 86_400
 WIN_RATE_DEFINITION = "won / (won + lost)"
@@ -95,34 +104,148 @@ def _row(channel_id: int | None, name: str, name_en: str | None, counts: dict[De
     }
 
 
-def channel_report(session: Session, viewer: User, filters: ReportFilters) -> dict[str, Any]:
-    cohort = cohort_conditions(viewer, filters, filters.pipeline_id)
+def _countable(filters: ReportFilters) -> bool:
+    """Filters the channel counts carry (product and company segment are not in them)."""
+    return filters.product_id is None and filters.industry is None
+
+
+def _counter_conditions(viewer: User, filters: ReportFilters, months: tuple[dt.date, dt.date]
+                        ) -> list[sa.ColumnElement[bool]]:
+    c = counters_value.channel_counts.c
+    out = [c.month >= months[0], c.month < months[1], policy.owned_condition(viewer, c.team_id, c.owner_id)]
+    for name in ("pipeline_id", "team_id", "owner_id", "channel_id"):
+        value = getattr(filters, name)
+        if value is not None:
+            out.append(c[name] == value)
+    return out
+
+
+def _raw_counts(session: Session, viewer: User, filters: ReportFilters, start: dt.datetime, end: dt.datetime
+                ) -> list[tuple[int | None, DealStatus, int, Decimal]]:
+    """Deals created in [start, end) by channel and status, with their amount: from the
+    cohort index (a range per pipeline) when it covers the filters."""
+    conditions = [Deal.created_at >= start, Deal.created_at < end, *deal_conditions(viewer, filters,
+                                                                                   filters.pipeline_id)]
+    if _countable(filters):
+        if filters.pipeline_id is None:  # every deal has a pipeline: a range per pipeline of the index
+            conditions.append(Deal.pipeline_id.in_(sa.select(Pipeline.id)))
+        deals = counters_value.via("ix_deals_cohort")
+        c = deals.c
+        stmt = (sa.select(c.channel_id, c.status, sa.func.count(), sa.func.coalesce(sa.func.sum(c.amount), 0))
+                .select_from(deals.table).where(*deals.adapt(conditions)).group_by(c.channel_id, c.status))
+    else:
+        stmt = (sa.select(Deal.channel_id, Deal.status, sa.func.count(),
+                          sa.func.coalesce(sa.func.sum(Deal.amount), 0))
+                .where(*conditions).group_by(Deal.channel_id, Deal.status))
+    return [(channel_id, DealStatus(status), int(n), Decimal(str(amount or 0)))
+            for channel_id, status, n, amount in session.execute(stmt)]
+
+
+def status_counts(session: Session, viewer: User, filters: ReportFilters
+                  ) -> tuple[dict[int | None, dict[DealStatus, int]], dict[int | None, Decimal]]:
+    """The cohort's leads per channel and status, and the won leads' amount per channel:
+    whole months from ``analytics_channel_counts``, partial months (and filters the counts
+    do not carry) from the deals."""
+    rows: list[tuple[int | None, DealStatus, int, Decimal]] = []
+    if _countable(filters):
+        months, edges = counters.split_period(filters.start, filters.end)
+        if months is not None:
+            t = counters_value.channel_counts
+            stmt = (sa.select(t.c.channel_id, t.c.status, sa.func.sum(t.c.n), sa.func.sum(t.c.amount_cents))
+                    .where(*_counter_conditions(viewer, filters, months)).group_by(t.c.channel_id, t.c.status))
+            rows += [(int(channel_id) or None, DealStatus(status), int(n or 0), Decimal(int(amount or 0)) / 100)
+                     for channel_id, status, n, amount in session.execute(stmt)]
+        for start, end in edges:
+            rows += _raw_counts(session, viewer, filters, start, end)
+    else:
+        rows = _raw_counts(session, viewer, filters, filters.start, filters.end)
+    totals: dict[tuple[int | None, DealStatus], tuple[int, Decimal]] = {}
+    for channel_id, status, n, amount in rows:
+        count, total = totals.get((channel_id, status), (0, Decimal(0)))
+        totals[(channel_id, status)] = (count + n, total + amount)
     counts: dict[int | None, dict[DealStatus, int]] = defaultdict(dict)
     revenue: dict[int | None, Decimal] = defaultdict(Decimal)
-    stmt = (sa.select(Deal.channel_id, Deal.status, sa.func.count(), sa.func.coalesce(sa.func.sum(Deal.amount), 0))
-            .where(*cohort).group_by(Deal.channel_id, Deal.status))
-    for channel_id, status, n, amount in session.execute(stmt):
-        counts[channel_id][DealStatus(status)] = int(n)
-        if DealStatus(status) == DealStatus.won:
-            revenue[channel_id] = Decimal(str(amount or 0))
+    for (channel_id, status), (n, amount) in totals.items():
+        if n:
+            counts[channel_id][status] = n
+            if status == DealStatus.won:
+                revenue[channel_id] = amount
+    return counts, revenue
 
-    # Customers won: distinct companies with a won deal, plus one per won deal without a company.
-    won = [*cohort, Deal.status == DealStatus.won]
-    no_company = sa.func.sum(sa.case((Deal.company_id.is_(None), 1), else_=0))
-    customers: dict[int | None, int] = {
-        channel_id: int(distinct or 0) + int(loose or 0)
-        for channel_id, distinct, loose in session.execute(
-            sa.select(Deal.channel_id, sa.func.count(sa.distinct(Deal.company_id)), no_company)
-            .where(*won).group_by(Deal.channel_id))
-    }
-    total_customers = session.execute(
-        sa.select(sa.func.count(sa.distinct(Deal.company_id)), no_company).where(*won)).one()
 
-    cycles: dict[int | None, list[float]] = defaultdict(list)
-    for channel_id, created_at, closed_at in session.execute(
-            sa.select(Deal.channel_id, Deal.created_at, Deal.closed_at).where(*won, Deal.closed_at.is_not(None))):
-        if closed_at is not None:
-            cycles[channel_id].append((closed_at - created_at).total_seconds())
+Leads = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]
+
+
+def _raw_won(session: Session, viewer: User, filters: ReportFilters, start: dt.datetime, end: dt.datetime
+             ) -> Leads:
+    """(channel, company, cycle in seconds or NaN) of the won deals created in [start, end):
+    an index-only read of ``ix_deals_value_won``; 0 stands for no channel, no company."""
+    deals = counters_value.via(counters_value.WON_INDEX)
+    c = deals.c
+    conditions = [counters_value.status_in(c.status, DealStatus.won), c.created_at >= start, c.created_at < end,
+                  *deals.adapt(deal_conditions(viewer, filters, filters.pipeline_id))]
+    stmt = (sa.select(sa.func.coalesce(c.channel_id, 0), sa.func.coalesce(c.company_id, 0),
+                      counters_value.as_text_on_sqlite(session, c.created_at),
+                      counters_value.as_text_on_sqlite(session, c.closed_at))
+            .select_from(deals.table).where(*conditions))
+    rows = counters_value.fetch_raw(session, stmt)
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    channel_ids, company_ids, created, closed = zip(*rows, strict=True)
+    return (np.array(channel_ids, dtype=np.int64), np.array(company_ids, dtype=np.int64),
+            counters_value.elapsed_seconds_each(created, closed))
+
+
+def _counted_won(session: Session, viewer: User, filters: ReportFilters, months: tuple[dt.date, dt.date]) -> Leads:
+    """The same for whole months, from ``analytics_won_leads`` (integers only)."""
+    t = counters_value.won_leads
+    conditions = [t.c.month >= months[0], t.c.month < months[1],
+                  policy.owned_condition(viewer, t.c.team_id, t.c.owner_id)]
+    for name in ("pipeline_id", "team_id", "owner_id", "channel_id", "product_id"):
+        value = getattr(filters, name)
+        if value is not None:
+            conditions.append(t.c[name] == value)
+    if filters.industry is not None:
+        conditions.append(t.c.company_id.in_(sa.select(Company.id).where(Company.industry == filters.industry)))
+    stmt = sa.select(t.c.channel_id, t.c.company_id, sa.func.coalesce(t.c.cycle_us, -1),
+                     sa.case((t.c.cycle_us.is_(None), 0), else_=1)).where(*conditions)
+    rows = counters_value.fetch_raw(session, stmt)
+    values = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=4 * len(rows)).reshape(-1, 4)
+    seconds = np.where(values[:, 3] > 0, values[:, 2] / 10**6, np.nan)  # microseconds / 10**6: total_seconds()
+    return values[:, 0], values[:, 1], seconds
+
+
+def won_leads(session: Session, viewer: User, filters: ReportFilters
+              ) -> tuple[dict[int | None, int], tuple[int, int], dict[int | None, list[float]]]:
+    """Customers won per channel and overall (distinct companies, and won leads without a
+    company) and the won leads' cycles in seconds per channel: whole months from
+    ``analytics_won_leads``, partial months from the won deals' index."""
+    months, edges = counters.split_period(filters.start, filters.end)
+    parts = [_counted_won(session, viewer, filters, months)] if months is not None else []
+    parts += [_raw_won(session, viewer, filters, start, end) for start, end in edges]
+    if not parts or not sum(len(p[0]) for p in parts):
+        return {}, (0, 0), {}
+    channel = np.concatenate([p[0] for p in parts])  # 0: no channel
+    company = np.concatenate([p[1] for p in parts])  # 0: no company
+    seconds = np.concatenate([p[2] for p in parts])
+    # Distinct (channel, company) pairs: each is one customer of that channel.
+    width = int(company.max()) + 1
+    pairs = np.unique(channel[company > 0] * width + company[company > 0])
+    distinct = dict(zip(*np.unique(pairs // width, return_counts=True), strict=True))
+    loose = dict(zip(*np.unique(channel[company == 0], return_counts=True), strict=True))
+    has_cycle = ~np.isnan(seconds)
+    customers: dict[int | None, int] = {}
+    cycles: dict[int | None, list[float]] = {}
+    for value in np.unique(channel).tolist():
+        key = None if value == 0 else int(value)
+        customers[key] = int(distinct.get(value, 0)) + int(loose.get(value, 0))
+        cycles[key] = seconds[(channel == value) & has_cycle].tolist()
+    return customers, (len(np.unique(company[company > 0])), int(np.count_nonzero(company == 0))), cycles
+
+
+def channel_report(session: Session, viewer: User, filters: ReportFilters) -> dict[str, Any]:
+    counts, revenue = status_counts(session, viewer, filters)
+    customers, total_customers, cycles = won_leads(session, viewer, filters)
 
     show_spend = spend_visible(viewer)
     spend = prorated_spend(session, filters) if show_spend else {}

@@ -302,8 +302,8 @@ def _drill_notes(page: Page, session: DbSession, raw: dict[str, str], filters: l
                                                   name=product.name if product else f"#{filters.product_id}")))
     if filters.industry is not None:
         notes.append(("industry", page.gettext("Segment: %(name)s", name=filters.industry)))
-    return [{"field": field, "value": raw.get(field, ""), "label": label, "remove": url_with(raw, "/deals", **{field: None})}
-            for field, label in notes]
+    return [{"field": field, "value": raw.get(field, ""), "label": label,
+             "remove": url_with(raw, "/deals", **{field: None})} for field, label in notes]
 
 
 def _sort_options(page: Page) -> list[tuple[str, str]]:
