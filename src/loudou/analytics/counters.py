@@ -102,27 +102,34 @@ def cohort_key(values: dict[str, Any]) -> tuple[Any, ...]:
             values["channel_id"] or 0, int(values["reached_mask"] or 0), _status(values["status"]))
 
 
-def _upsert(conn: Connection, table: sa.Table, key_names: tuple[str, ...], rows: list[dict[str, Any]],
-            sums: tuple[str, ...]) -> None:
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def upsert(conn: Connection, table: sa.Table, key: tuple[str, ...], sums: tuple[str, ...],
+           rows: list[dict[str, Any]]) -> None:
+    """Add ``rows`` to a counter table: insert new keys, add the ``sums`` columns to
+    existing ones (``INSERT … ON CONFLICT DO UPDATE`` on SQLite and PostgreSQL)."""
     if not rows:
         return
-    insert = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
-    stmt = insert.on_conflict_do_update(
-        index_elements=list(key_names),
-        set_={name: table.c[name] + getattr(insert.excluded, name) for name in sums},
-    )
-    conn.execute(stmt, rows)
+    dialect = conn.dialect.name
+    stmt = _STATEMENTS.get((dialect, table.name))
+    if stmt is None:  # built once per dialect and table: every write runs it
+        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+        stmt = insert.on_conflict_do_update(
+            index_elements=list(key), set_={name: table.c[name] + getattr(insert.excluded, name) for name in sums})
+        _STATEMENTS[(dialect, table.name)] = stmt
+    conn.execute(stmt, rows[0] if len(rows) == 1 else rows)
 
 
 def add_cohort(conn: Connection, deltas: dict[tuple[Any, ...], tuple[int, Decimal]]) -> None:
     rows = [{**dict(zip(COHORT_KEY, key, strict=True)), "n": n, "amount": amount}
             for key, (n, amount) in deltas.items() if n or amount]
-    _upsert(conn, cohort_counts, COHORT_KEY, rows, ("n", "amount"))
+    upsert(conn, cohort_counts, COHORT_KEY, ("n", "amount"), rows)
 
 
 def add_stays(conn: Connection, deltas: dict[tuple[Any, ...], int]) -> None:
     rows = [{**dict(zip(STAY_KEY, key, strict=True)), "n": n} for key, n in deltas.items() if n]
-    _upsert(conn, stay_hours, STAY_KEY, rows, ("n",))
+    upsert(conn, stay_hours, STAY_KEY, ("n",), rows)
 
 
 # ---------------------------------------------------------------- kept current on write

@@ -36,7 +36,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -101,21 +100,7 @@ def _unindexed_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
 
 # ---------------------------------------------------------------- kept current on write
 
-_STATEMENTS: dict[tuple[str, str], Any] = {}
-
-
-def _upsert(conn: Connection, table: sa.Table, key: tuple[str, ...], sums: tuple[str, ...],
-            rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    dialect = conn.dialect.name
-    stmt = _STATEMENTS.get((dialect, table.name))
-    if stmt is None:  # built once per dialect: a stage change runs this on every write
-        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-        stmt = insert.on_conflict_do_update(
-            index_elements=list(key), set_={name: table.c[name] + getattr(insert.excluded, name) for name in sums})
-        _STATEMENTS[(dialect, table.name)] = stmt
-    conn.execute(stmt, rows[0] if len(rows) == 1 else rows)
+_upsert = counters.upsert
 
 
 def add_stays(conn: Connection, deltas: StayDeltas) -> None:

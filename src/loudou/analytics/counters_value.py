@@ -66,7 +66,6 @@ import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -292,21 +291,7 @@ def _kind(value: Any) -> str:
     return value.value if isinstance(value, ActivityKind) else str(value)
 
 
-_STATEMENTS: dict[tuple[str, str], Any] = {}
-
-
-def _upsert(conn: Connection, table: sa.Table, key: tuple[str, ...], sums: tuple[str, ...],
-            rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    dialect = conn.dialect.name
-    stmt = _STATEMENTS.get((dialect, table.name))
-    if stmt is None:
-        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-        stmt = insert.on_conflict_do_update(
-            index_elements=list(key), set_={name: table.c[name] + getattr(insert.excluded, name) for name in sums})
-        _STATEMENTS[(dialect, table.name)] = stmt
-    conn.execute(stmt, rows[0] if len(rows) == 1 else rows)
+_upsert = counters.upsert
 
 
 def add_channels(conn: Connection, deltas: dict[tuple[Any, ...], list[int]]) -> None:
