@@ -25,7 +25,7 @@ def untyped(columns: Sequence[sa.Column[Any]]) -> list[sa.Label[Any]]:
     return [sa.type_coerce(c, NullType()).label(c.name) for c in columns]
 
 
-def _sqlite_ts(value: str | None) -> str | None:
+def sqlite_timestamp(value: str | None) -> str | None:
     # SQLAlchemy stores "YYYY-MM-DD HH:MM:SS.ffffff" (naive UTC); orjson writes an aware
     # UTC datetime as "YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00".
     if value is None:
@@ -57,7 +57,7 @@ class RowShaper:
         for i, c in enumerate(columns):
             fn: Callable[[Any], Any] | None = None
             if isinstance(c.type, UTCDateTime):
-                fn = _sqlite_ts if dialect == "sqlite" else _pg_ts
+                fn = sqlite_timestamp if dialect == "sqlite" else _pg_ts
             elif isinstance(c.type, sa.JSON) and dialect == "sqlite":
                 fn = _sqlite_json
             elif isinstance(c.type, sa.Boolean) and dialect == "sqlite":

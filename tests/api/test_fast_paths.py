@@ -49,3 +49,26 @@ def test_cursor_from_a_timestamp_sort_walks_every_row(api: Clients) -> None:
         if not cursor:
             break
     assert seen == ids
+
+
+def test_date_filters_and_a_date_sort_page_through_prepared_statements(api: Clients) -> None:
+    """Filter values go through the column types' bind processing (a date becomes the
+    stored timestamp text on SQLite) and a cursor from a date sort continues the walk."""
+    closes = ["2027-01-05", None, "2027-01-03", "2027-01-04", None, "2027-01-03"]
+    made = [create(api.carol, title=f"c{i}", expected_close_date=day) for i, day in enumerate(closes)]
+    today = made[0]["created_at"][:10]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, "sort": "-expected_close_date", "created_from": today, "created_to": today}
+        body = api.carol.get("/api/v1/deals", params=params | ({"cursor": cursor} if cursor else {})).json()
+        seen += [d["id"] for d in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    # Descending by date, ties by id descending, deals without a date last.
+    dated = sorted((d for d in made if d["expected_close_date"]), key=lambda d: (d["expected_close_date"], d["id"]),
+                   reverse=True)
+    undated = sorted((d for d in made if not d["expected_close_date"]), key=lambda d: d["id"], reverse=True)
+    assert seen == [d["id"] for d in dated + undated]
+    tomorrow_only = api.carol.get("/api/v1/deals", params={"created_from": "2999-01-01"}).json()
+    assert tomorrow_only["items"] == []

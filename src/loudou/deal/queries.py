@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session
 from loudou.auth import policy
 from loudou.auth.models import Role, User
 from loudou.company.models import Company
-from loudou.db import Database
+from loudou.db import Database, UTCDateTime
 from loudou.deal.models import Deal, StageTransition
 from loudou.deal.schemas import DEAL_FIELDS, DealFilters
 from loudou.listing import ListSpec, SortSpec, encode_cursor
 from loudou.pipeline.models import Stage
-from loudou.rawrows import RowShaper, fragments, sqlite_json_object, untyped
+from loudou.prepared import prepare
+from loudou.rawrows import RowShaper, fragments, sqlite_json_object, sqlite_timestamp, untyped
 
 SORTABLE = ("id", "created_at", "updated_at", "amount", "expected_close_date", "closed_at", "title",
             "stage_entered_at", "last_activity_at")
@@ -84,39 +85,28 @@ def _shaper(dialect: str) -> RowShaper:
     return _SHAPERS[dialect]
 
 
-_COMPILED_BY_ID: dict[tuple[str, Role], tuple[str, tuple[str, ...]]] = {}
-
-
-def _compiled_by_id(dialect: sa.Dialect, role: Role) -> tuple[str, tuple[str, ...]]:
-    """SQL text and parameter order of the by-id statement, compiled once per dialect and
-    role; the point read then runs on the driver's cursor with no per-call compilation."""
-    key = (dialect.name, role)
-    if key not in _COMPILED_BY_ID:
-        stmt = (_BY_ID_JSON if dialect.name == "sqlite" else _BY_ID_RAW)[role]
-        compiled = stmt.compile(dialect=dialect)
-        _COMPILED_BY_ID[key] = (str(compiled), tuple(compiled.positiontup or ()))
-    return _COMPILED_BY_ID[key]
-
-
 def fetch_visible_deal(db: Database, viewer: User, deal_id: int) -> Any | None:
     """The deal as a JSON-ready value (dict or orjson.Fragment), or None if not visible."""
     role = policy.scope_role(viewer)
     if role is None:
         return None
-    params = {"deal_id": deal_id, **policy.scope_params(viewer)}
-    sql, order = _compiled_by_id(db.engine.dialect, role)
+    stmt = (_BY_ID_JSON if db.dialect == "sqlite" else _BY_ID_RAW)[role]
     with db.raw_read() as dbapi_conn:
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute(sql, [params[name] for name in order] if order else params)
-            row = cur.fetchone()
-        finally:
-            cur.close()
+        row = prepare(stmt, db.engine.dialect).fetchone(
+            dbapi_conn, {"deal_id": deal_id, **policy.scope_params(viewer)})
     if row is None:
         return None
     if db.dialect == "sqlite":
         return orjson.Fragment(row[0])
     return _shaper(db.dialect).one(row)
+
+
+def _cursor_value(sort: SortSpec, raw: Any, sqlite: bool) -> Any:
+    """The sort value of a raw row as the cursor carries it: SQLite's timestamp text as
+    ISO 8601 with its UTC offset (what the typed path gives)."""
+    if sqlite and isinstance(Deal.__table__.c[sort.column].type, UTCDateTime):
+        return sqlite_timestamp(raw)
+    return raw
 
 
 def fetch_deal_page(conn: sa.Connection, viewer: User, filters: DealFilters) -> tuple[list[Any], str | None]:
@@ -133,9 +123,11 @@ def fetch_deal_page(conn: sa.Connection, viewer: User, filters: DealFilters) -> 
             policy.scope_clause(Deal, role))
 
     stmt, params, sort = DEAL_LIST.statement(("json" if sqlite else "raw", role), base, filters)
-    rows = conn.execute(stmt, params | policy.scope_params(viewer)).all()
+    rows = prepare(stmt, conn.dialect).fetchall(conn.connection.driver_connection,
+                                                params | policy.scope_params(viewer))
     page, has_more = rows[: filters.limit], len(rows) > filters.limit
-    cursor = encode_cursor(sort, page[-1]._sort, page[-1]._id) if has_more else None
+    # The last two columns are the id and the sort value (see base()).
+    cursor = encode_cursor(sort, _cursor_value(sort, page[-1][-1], sqlite), page[-1][-2]) if has_more else None
     if sqlite:
         return fragments(page), cursor
     return _shaper(conn.dialect.name).many(r[: len(_RAW_COLUMNS)] for r in page), cursor
