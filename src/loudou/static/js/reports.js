@@ -1,6 +1,7 @@
 // Report charts: each [data-chart] element is followed by a JSON script with the chart's
 // categories, series and drill-down links, built from the table shown beside it. A click
-// on a bar or a funnel step opens the deal list behind it.
+// on a bar or a funnel step opens the deal list behind it. No animation: a figure is shown
+// as it is the moment the page opens.
 (function () {
   "use strict";
   var PALETTE = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0ea5e9", "#84cc16", "#f97316"];
@@ -14,9 +15,9 @@
     if (spec.kind === "funnel") {
       var s = spec.series[0];
       return {
-        color: PALETTE, tooltip: tooltip,
+        color: PALETTE, tooltip: tooltip, animation: false,
         series: [{
-          type: "funnel", sort: "none", left: "5%", width: "90%", top: 10, bottom: 10, minSize: "8%", gap: 2,
+          type: "funnel", sort: "none", left: "5%", width: "90%", top: 10, bottom: 10, minSize: "32%", gap: 2,
           label: { show: true, position: "inside", formatter: function (p) { return p.name + "  " + fmt(p.value); } },
           data: spec.categories.map(function (c, i) { return { name: c, value: s.data[i] }; })
         }]
@@ -33,7 +34,7 @@
       return item;
     });
     return {
-      color: PALETTE, tooltip: tooltip, legend: legend,
+      color: PALETTE, tooltip: tooltip, legend: legend, animation: false,
       grid: { left: horizontal ? 120 : 50, right: 20, top: top, bottom: 30, containLabel: false },
       xAxis: horizontal ? valueAxis : categoryAxis,
       yAxis: horizontal ? categoryAxis : valueAxis,
