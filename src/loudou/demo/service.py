@@ -83,17 +83,13 @@ def run(
     db.engine.dispose()
     # The demo bypasses the services, so the global search index is built in one pass.
     search_service.rebuild_index(db, progress)
-    # ... and so are the analytics counter tables.
-    _rebuild_counters(db, progress)
+    # ... and so are the analytics derived tables, computed from the plan's arrays.
+    _write_counters(db, plan, progress)
     return plan
 
 
-def _rebuild_counters(db: Database, progress: writer.Progress | None) -> None:
-    from loudou.analytics import counters
+def _write_counters(db: Database, plan: DemoPlan, progress: writer.Progress | None) -> None:
+    from loudou.demo.counters import write_counters
 
-    if progress is not None:
-        progress.start("counters", "analytics counters", 1)
     with db.engine.begin() as conn:
-        counters.rebuild(conn)
-    if progress is not None:
-        progress.advance("counters", 1)
+        write_counters(conn, plan, progress)
