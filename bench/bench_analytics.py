@@ -34,6 +34,7 @@ import duckdb  # noqa: E402
 import pandas as pd  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+import refs_segments  # noqa: E402
 from loudou.analytics.filters import ReportFilters  # noqa: E402
 from loudou.analytics.reports import all_reports  # noqa: E402
 from loudou.auth.models import Role, User  # noqa: E402
@@ -110,6 +111,28 @@ def time_reports(db: Database, who: dict[str, User], filters: ReportFilters, n: 
             out[(name, role)] = median_ms(run, n)
             print(f"  {db.dialect:10s} {name:12s} {role:8s} {out[(name, role)]:9.1f} ms", flush=True)
     return out
+
+
+def check_answers(db: Database, who: dict[str, User], filters: ReportFilters, names: list[str],
+                  duck: duckdb.DuckDBPyConnection, params: dict[str, Params]) -> bool:
+    """Our answer against the reference's, for the reports that have a comparison
+    (``CHECKS`` of a refs module): prints what differs; True when nothing does."""
+    same = True
+    for name in names:
+        check = refs_segments.CHECKS.get(name)
+        if check is None:
+            continue
+        for role in ("admin", "manager"):
+            with db.session_scope(write=False) as s:
+                ours = all_reports()[name].compute(s, who[role], filters)
+            differences = check(ours, refs_segments.REFS[name](duck, params[role]))
+            same = same and not differences
+            print(f"  {db.dialect:10s} {name:12s} {role:8s} "
+                  + ("same answer as DuckDB" if not differences else f"{len(differences)} differences from DuckDB:"),
+                  flush=True)
+            for line in differences[:20]:
+                print(f"      {line}")
+    return same
 
 
 def time_dashboard(db: Database, viewer: User, layout: tuple[tuple[str, tuple[str, ...], int], ...],
@@ -239,8 +262,10 @@ def main() -> None:
     if args.pg:
         databases.append(copy_to_postgres(args.db, args.pg))
     results: dict[str, dict[tuple[str, str], float]] = {}
+    answers_agree = True
     for db in databases:
         results[db.dialect] = time_reports(db, viewers(db), filters, args.n, names)
+        answers_agree = check_answers(db, viewers(db), filters, names, duck, params) and answers_agree
     print(f"\n| report | viewer | DuckDB (R) ms | {' | '.join(f'{d} ms | ×R' for d in results)} |")
     print("|---|---|---:|" + "---:|---:|" * len(results))
     for name in names:
@@ -258,6 +283,8 @@ def main() -> None:
         change_ms = time_stage_change(db)
         print(f"{db.dialect}: manager dashboard {team_ms:,.1f} ms; rep dashboard {rep_ms:,.1f} ms; "
               f"stage change p50 {change_ms:.2f} ms")
+    if not answers_agree:
+        sys.exit("some answers differ from DuckDB's (above)")
 
 
 if __name__ == "__main__":

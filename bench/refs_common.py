@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-AREAS = ("refs_funnel", "refs_flow", "refs_outcomes", "refs_value")
+AREAS = ("refs_funnel", "refs_flow", "refs_outcomes", "refs_value", "refs_segments")
 
 
 @dataclass(frozen=True)

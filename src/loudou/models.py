@@ -5,6 +5,7 @@ from loudou.analytics import (
     counters,  # noqa: F401  (counter tables and their upkeep)
     counters_flow,  # noqa: F401
     counters_outcomes,  # noqa: F401
+    counters_segments,  # noqa: F401
     counters_value,  # noqa: F401
 )
 from loudou.audit.models import AuditLog

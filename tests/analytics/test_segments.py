@@ -1,7 +1,10 @@
-"""Segments report on hand-built histories with hand-computed answers, on SQLite and PostgreSQL."""
+"""Segments report on hand-built histories with hand-computed answers, on SQLite and
+PostgreSQL; and the same answers from the derived tables as from the deals, for every
+viewer, filter and period (aligned on months or not)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -9,16 +12,18 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from loudou.analytics import rebuild, reports, segments
+from loudou.analytics import counters, counters_outcomes, counters_segments, rebuild, reports, segments
 from loudou.analytics.filters import ReportFilters
 from loudou.analytics.stats import wilson
-from loudou.auth.models import Team
+from loudou.auth.models import Role, Team, User
 from loudou.channel.models import Channel
 from loudou.cli import app as cli_app
 from loudou.company.models import Company
 from loudou.db import Database, set_database
+from loudou.deal.models import Deal
 from loudou.deal.models import DealStatus as S
 from loudou.errors import ValidationFailed
 from loudou.pipeline import queries as pipeline_queries
@@ -261,3 +266,113 @@ def test_api(db: Database, people: People, api: Clients) -> None:  # noqa: F811 
     assert (mine["totals"]["won"], mine["totals"]["lost"]) == (3, 1)
     listed = [x["name"] for x in api.carol.get("/api/v1/analytics").json()["reports"]]
     assert "segments" in listed
+
+
+# --- the tables answer what the deals answer ----------------------------------------------
+
+def _by_deals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every figure from the deals: no table carries the filters."""
+    monkeypatch.setattr(counters_outcomes, "countable", lambda _filters: False)
+    monkeypatch.setattr(counters_segments, "usable", lambda _segment, _filters: False)
+
+
+def test_hand_built_answers_equal_the_deals(db: Database, people: People, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = load(db, people)
+    cases = [(viewer, extra) for viewer in ("alice", "bob", "carol", "dave")
+             for extra in ({}, {"from": "2024-12-20", "to": "2025-02-10"}, {"product_id": ids.p1},
+                           {"industry": "retail"}, {"channel_id": ids.channel_a}, {"owner_id": people.carol.id})]
+    fast = [report(db, people, viewer, **extra) for viewer, extra in cases]
+    with monkeypatch.context() as m:
+        _by_deals(m)
+        raw = [report(db, people, viewer, **extra) for viewer, extra in cases]
+    for case, got, want in zip(cases, fast, raw, strict=True):
+        assert got == want, case
+    assert fast[0]["totals"]["won"] == 4
+
+
+def test_blank_industry_is_no_segment(db: Database, people: People, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = load(db, people)
+    with db.session_scope() as s:
+        bank = s.get(Company, ids.finance)
+        assert bank is not None
+        bank.industry = ""
+    r = report(db, people)
+    segment = rows(r, "segment")
+    assert set(segment) == {"retail", None} and segment[None]["closed"] == 4  # deals 2 and 8 join 4 and 5
+    blank = report(db, people, industry="")
+    assert (blank["totals"]["closed"], [row["id"] for row in blank["by_segment"]]) == (2, [None])
+    with monkeypatch.context() as m:
+        _by_deals(m)
+        assert report(db, people) == r and report(db, people, industry="") == blank
+
+
+NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+PERIODS = [("2025-01-01", "2025-12-31"), ("2024-12-17", "2026-02-09"), ("2025-03-05", "2025-03-20"),
+           ("2025-07-01", "2027-01-31")]
+
+
+@pytest.fixture
+def demo(db: Database) -> Database:
+    """A demo company whose deals also have products (the demo gives none), set by an
+    UPDATE statement through a session: the tables follow it."""
+    from loudou.demo import service as demo_service
+
+    demo_service.run(db, 2500, 3, "zh", now=NOW, reset=True, password_hash="x")
+    with db.session_scope() as s:
+        products = [Product(name=f"P{i}") for i in range(3)]
+        s.add_all(products)
+        s.flush()
+        for i, product in enumerate(products):
+            s.execute(sa.update(Deal).where(Deal.id % 4 == i).values(product_id=product.id))
+    with db.engine.connect() as conn:
+        assert set(counters_segments.check(conn).values()) == {0}
+    return db
+
+
+def _viewers(s: Session) -> list[User]:
+    out = [User(id=0, email="op@x", name="op", role=Role.admin, is_active=True, team_id=None)]
+    out += list(s.scalars(sa.select(User).where(User.role == Role.manager).limit(1)))
+    out += list(s.scalars(sa.select(User).where(User.role == Role.rep).limit(1)))
+    return out
+
+
+def test_table_answers_equal_the_deals(demo: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole months from the tables plus the rest from the deals give exactly what the
+    deals alone give, for an admin, a manager and a rep, aligned on months or not, with
+    every filter the tables carry and those they do not."""
+    with demo.session_scope(write=False) as s:
+        channel, product = s.execute(sa.text(
+            "SELECT channel_id, product_id FROM deals WHERE channel_id IS NOT NULL AND product_id IS NOT NULL "
+            "AND closed_at IS NOT NULL LIMIT 1")).one()
+        industry = s.execute(sa.text("SELECT industry FROM companies WHERE industry IS NOT NULL LIMIT 1")).scalar()
+        pipeline = default_pipeline(s).id
+        cases = [(viewer, ReportFilters.model_validate({"from": date_from, "to": date_to, **extra}))
+                 for viewer in _viewers(s) for date_from, date_to in PERIODS
+                 for extra in ({}, {"channel_id": channel}, {"product_id": product}, {"industry": industry},
+                               {"pipeline_id": pipeline, "product_id": product, "industry": industry})]
+        fast = [segments.segments_report(s, viewer, f) for viewer, f in cases]
+        with monkeypatch.context() as m:
+            _by_deals(m)
+            raw = [segments.segments_report(s, viewer, f) for viewer, f in cases]
+    for (viewer, f), got, want in zip(cases, fast, raw, strict=True):
+        assert got == want, (viewer.role, f)
+    # The tables were used, and every dimension has groups.
+    whole_year = fast[0]
+    assert whole_year["totals"]["closed"] and all(whole_year["by_" + d.key] for d in segments.DIMENSIONS)
+    assert len(whole_year["by_product"]) == 4 and len(whole_year["by_segment"]) > 1
+
+
+def test_whole_months_read_no_deal(demo: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the deals out of reach, an aligned period is answered from the tables alone."""
+    with demo.session_scope(write=False) as s:
+        viewers = _viewers(s)
+        f = ReportFilters.model_validate({"from": "2025-01-01", "to": "2025-12-31"})
+        want = [segments.segments_report(s, viewer, f) for viewer in viewers]
+
+        def refuse(*_args: Any, **_kw: Any) -> None:
+            raise AssertionError("read the deals")
+
+        monkeypatch.setattr(counters_outcomes, "_closed_in", refuse)
+        monkeypatch.setattr(counters_segments, "_from_deals", refuse)
+        assert [segments.segments_report(s, viewer, f) for viewer in viewers] == want
+    assert counters.split_period(f.start, f.end)[1] == []

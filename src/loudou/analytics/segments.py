@@ -3,128 +3,118 @@ region, product, company segment (industry) and channel. Defined in docs/analyti
 
 For each group: the closed deals (won, lost, disqualified), the win rate won ÷ (won + lost)
 with its 95% Wilson interval, the won revenue, the average won size and the sales cycle of
-the won deals (created → closed, median and mean days). Counts and sums are grouped in SQL,
-one statement per dimension; the cycle needs each won deal's two timestamps, fetched once
-for the period and grouped in Python for every dimension.
+the won deals (created → closed, median and mean days).
+
+Nothing here reads the deals one by one for a period of whole months. The figures by rep,
+team, region and channel come from the outcome reports' cells (closed deals by month,
+team, owner, channel and status, with each won deal's cycle and amount:
+:func:`counters_outcomes.closed_records` and :func:`counters_outcomes.closed_sums`); those
+by product and by company segment from :mod:`loudou.analytics.counters_segments`. Both
+answer the partial months of a period, and the filters they do not carry, from the deals.
+Grouping the deals instead costs one pass over the period's closed deals per dimension
+(540k of them for a year of the whole company at 1M deals), each looking its company or
+team up: 7–11 s through a covering index, three times that when SQLite's planner prefers
+the narrower (status, closed_at) index and reads every deal's row.
+
+Amounts are summed as whole cents and cycles counted in whole seconds (as the database
+computes them, like the sales-cycle report), so the tables and the deals give the same
+figures to the last digit.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from loudou.analytics.filters import ReportFilters, closed_conditions
+from loudou.analytics import counters_outcomes as outcomes
+from loudou.analytics import counters_segments
+from loudou.analytics.filters import ReportFilters
 from loudou.analytics.funnel import resolve_pipeline
 from loudou.analytics.reports import Chart, Col, ReportSpec, Table, drill_params, register
 from loudou.analytics.reports import msg as _
-from loudou.analytics.stats import percentile, wilson
+from loudou.analytics.stats import wilson
 from loudou.auth.models import Team, User
 from loudou.channel.models import Channel
-from loudou.company.models import Company
-from loudou.deal.models import Deal, DealStatus
+from loudou.deal.models import DealStatus
 from loudou.product.models import Product
 
 DAY_S = 86_400
 WIN_RATE_DEFINITION = "won / (won + lost)"
-CLOSED = (DealStatus.won, DealStatus.lost, DealStatus.disqualified)
+WON, LOST, DISQUALIFIED = DealStatus.won.value, DealStatus.lost.value, DealStatus.disqualified.value
 
 
 @dataclass(frozen=True)
 class Dimension:
     key: str            # result key suffix and table key
     id_field: str       # what the group id is (a deal-list parameter where one exists)
-    column: Any         # the SQL expression grouped by
-    joins: tuple[str, ...]  # outer joins it needs: "team", "company"
 
 
 DIMENSIONS = (
-    Dimension("rep", "owner_id", Deal.owner_id, ()),
-    Dimension("team", "team_id", Deal.team_id, ()),
-    Dimension("region", "region", Team.region, ("team",)),
-    Dimension("product", "product_id", Deal.product_id, ()),
-    Dimension("segment", "industry", Company.industry, ("company",)),
-    Dimension("channel", "channel_id", Deal.channel_id, ()),
+    Dimension("rep", "owner_id"),
+    Dimension("team", "team_id"),
+    Dimension("region", "region"),
+    Dimension("product", "product_id"),
+    Dimension("segment", "industry"),
+    Dimension("channel", "channel_id"),
 )
 
 #: Dimensions whose group id is a deal-list filter (region has none: it spans teams).
 DRILLABLE = {"rep", "team", "product", "segment", "channel"}
-
-
-def _is(status: DealStatus) -> sa.ColumnElement[bool]:
-    return Deal.status == status
-
-
-def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
-
-
-def _measures() -> list[sa.ColumnElement[Any]]:
-    won = _is(DealStatus.won)
-    return [
-        _count_if(won),
-        _count_if(_is(DealStatus.lost)),
-        _count_if(_is(DealStatus.disqualified)),
-        sa.func.coalesce(sa.func.sum(sa.case((won, Deal.amount), else_=None)), 0),
-        _count_if(sa.and_(won, Deal.amount.is_not(None))),
-    ]
-
-
-def _from_deals(stmt: sa.Select[Any], joins: Iterable[str]) -> sa.Select[Any]:
-    stmt = stmt.select_from(Deal)
-    for join in joins:
-        if join == "team":
-            stmt = stmt.outerjoin(Team, Team.id == Deal.team_id)
-        elif join == "company":
-            stmt = stmt.outerjoin(Company, Company.id == Deal.company_id)
-    return stmt
+#: The tables of counters_segments behind the product and company-segment dimensions.
+SEGMENT_TABLES = {"product": counters_segments.PRODUCTS, "segment": counters_segments.INDUSTRIES}
 
 
 @dataclass
-class Counts:
+class Group:
+    """Closed deals of one group: counts by status, the won deals' amount in cents and how
+    many of them have an amount, and their cycles in seconds (arrays, joined at the end)."""
+
     won: int = 0
     lost: int = 0
     disqualified: int = 0
-    won_amount: Decimal = Decimal(0)
+    won_cents: int = 0
     won_with_amount: int = 0
+    cycles: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, status: str, n: int, cents: int, with_amount: int, cycles: np.ndarray | None) -> None:
+        if status == WON:
+            self.won += n
+            self.won_cents += cents
+            self.won_with_amount += with_amount
+            if cycles is not None and len(cycles):
+                self.cycles.append(cycles)
+        elif status == LOST:
+            self.lost += n
+        elif status == DISQUALIFIED:
+            self.disqualified += n
 
 
-def _counts(row: Iterable[Any]) -> Counts:
-    won, lost, disqualified, amount, with_amount = row
-    return Counts(int(won or 0), int(lost or 0), int(disqualified or 0), Decimal(str(amount or 0)),
-                  int(with_amount or 0))
-
-
-def _cycle_days(created: dt.datetime, closed: dt.datetime) -> float:
-    return (closed - created).total_seconds() / DAY_S
-
-
-def _row(group_id: Any, name: str | None, counts: Counts, cycles: list[float]) -> dict[str, Any]:
-    decided = counts.won + counts.lost
-    low, high = wilson(counts.won, decided)
-    cycles = sorted(cycles)
-    won_amount = round(float(counts.won_amount), 2)
+def _row(group_id: Any, name: str | None, group: Group) -> dict[str, Any]:
+    decided = group.won + group.lost
+    low, high = wilson(group.won, decided)
+    cycles = np.concatenate(group.cycles).astype(np.int64) if group.cycles else np.empty(0, dtype=np.int64)
+    median = outcomes.percentile(cycles, 0.5)
     return {
         "id": group_id,
         "name": name,
-        "closed": counts.won + counts.lost + counts.disqualified,
-        "won": counts.won,
-        "lost": counts.lost,
-        "disqualified": counts.disqualified,
-        "win_rate": counts.won / decided if decided else None,
+        "closed": group.won + group.lost + group.disqualified,
+        "won": group.won,
+        "lost": group.lost,
+        "disqualified": group.disqualified,
+        "win_rate": group.won / decided if decided else None,
         "ci_low": low,
         "ci_high": high,
-        "won_amount": won_amount,
-        "avg_won_amount": round(float(counts.won_amount) / counts.won_with_amount, 2)
-        if counts.won_with_amount else None,
-        "median_cycle_days": percentile(cycles, 0.5),
-        "mean_cycle_days": sum(cycles) / len(cycles) if cycles else None,
+        "won_amount": round(group.won_cents / 100, 2),
+        "avg_won_amount": round(group.won_cents / 100 / group.won_with_amount, 2)
+        if group.won_with_amount else None,
+        "median_cycle_days": median / DAY_S if median is not None else None,
+        "mean_cycle_days": int(cycles.sum()) / len(cycles) / DAY_S if len(cycles) else None,
         "cycles": len(cycles),
     }
 
@@ -144,44 +134,58 @@ def _names(session: Session, dimension: str, ids: list[Any]) -> dict[Any, dict[s
         sa.select(model.id, model.name).where(model.id.in_(wanted)))}
 
 
+def _regions(session: Session, team_ids: Iterable[int | None]) -> dict[int, str | None]:
+    """The teams' regions as they are now (a team without one: None)."""
+    wanted = sorted({t for t in team_ids if t is not None})
+    if not wanted:
+        return {}
+    return {int(t): r for t, r in session.execute(sa.select(Team.id, Team.region).where(Team.id.in_(wanted)))}
+
+
 def _sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
     return (-row["won_amount"], -row["closed"], row["name"] is None, str(row["name"] or ""), str(row["id"]))
+
+
+def _grouped(session: Session, viewer: User, filters: ReportFilters) -> tuple[Group, dict[str, dict[Any, Group]]]:
+    """All the closed deals of the period, and per dimension per group id."""
+    groups: dict[str, dict[Any, Group]] = {d.key: defaultdict(Group) for d in DIMENSIONS}
+    totals = Group()
+    by = ("team_id", "owner_id", "channel_id")
+    cells = [*outcomes.closed_records(session, viewer, filters, (WON,)),
+             *outcomes.closed_sums(session, viewer, filters, (LOST, DISQUALIFIED), by)]
+    regions = _regions(session, (c.team_id for c in cells))
+    for cell in cells:
+        cycles = cell.records["cycle"] if cell.records is not None else None
+        figures = (cell.status, cell.n, cell.cents, cell.with_amount, cycles)
+        totals.add(*figures)
+        groups["rep"][cell.owner_id].add(*figures)
+        groups["team"][cell.team_id].add(*figures)
+        groups["region"][regions.get(cell.team_id) if cell.team_id is not None else None].add(*figures)
+        groups["channel"][cell.channel_id].add(*figures)
+    for key, segment in SEGMENT_TABLES.items():
+        for piece in counters_segments.closed_groups(session, viewer, filters, segment):
+            groups[key][piece.group_id].add(piece.status, piece.n, piece.cents, piece.with_amount, piece.cycles)
+    return totals, groups
 
 
 def segments_report(session: Session, viewer: User, filters: ReportFilters) -> dict[str, Any]:
     if filters.pipeline_id is not None:  # every pipeline unless one is chosen; a chosen one must exist
         resolve_pipeline(session, filters.pipeline_id)
-    # Every deal with a closed_at is closed; naming the statuses lets (status, closed_at) serve the range.
-    conditions = [*closed_conditions(viewer, filters, filters.pipeline_id), Deal.status.in_(CLOSED)]
-
-    # The won deals' cycles, once, with every dimension's group id.
-    keys = [d.column for d in DIMENSIONS]
-    won_stmt = _from_deals(sa.select(*keys, Deal.created_at, Deal.closed_at), ("team", "company")).where(
-        *conditions, _is(DealStatus.won))
-    cycles: dict[str, dict[Any, list[float]]] = {d.key: defaultdict(list) for d in DIMENSIONS}
-    all_cycles: list[float] = []
-    for won in session.execute(won_stmt):
-        days = _cycle_days(won[-2], won[-1])
-        all_cycles.append(days)
-        for d, group_id in zip(DIMENSIONS, won[:-2], strict=True):
-            cycles[d.key][group_id].append(days)
-
-    totals_row = session.execute(sa.select(*_measures()).where(*conditions)).one()
+    totals, groups = _grouped(session, viewer, filters)
     result: dict[str, Any] = {
         "report": "segments",
         "period": filters.period(),
         "pipeline_id": filters.pipeline_id,
         "win_rate_definition": WIN_RATE_DEFINITION,
-        "totals": _row(None, None, _counts(totals_row), all_cycles),
+        "totals": _row(None, None, totals),
     }
     for d in DIMENSIONS:
-        stmt = _from_deals(sa.select(d.column, *_measures()), d.joins).where(*conditions).group_by(d.column)
-        grouped = {group_id: _counts(rest) for group_id, *rest in session.execute(stmt)}
+        grouped = {gid: g for gid, g in groups[d.key].items() if g.won or g.lost or g.disqualified}
         names = _names(session, d.key, list(grouped))
         rows: list[dict[str, Any]] = []
-        for group_id, counts in grouped.items():
+        for group_id, group in grouped.items():
             label = names.get(group_id, {"name": None})
-            row = _row(group_id, label["name"], counts, cycles[d.key].get(group_id, []))
+            row = _row(group_id, label["name"], group)
             if d.key == "channel":
                 row["name_en"] = label.get("name_en")
             rows.append({"id_field": d.id_field, **row})
