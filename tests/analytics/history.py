@@ -63,3 +63,10 @@ def write(session: Session, owner: User, stages: list[Stage], history: History) 
     deal.closed_at = day(history.steps[-1].at) if status != DealStatus.open and history.steps else None
     session.flush()
     return deal
+
+
+def deal(session: Session, deal_id: int) -> Deal:
+    """A deal that must exist (tests re-read deals between transactions)."""
+    found = session.get(Deal, deal_id)
+    assert found is not None
+    return found

@@ -19,10 +19,10 @@ from loudou.analytics.stats import mann_whitney_u
 from loudou.auth.models import Role, User
 from loudou.db import Database, utcnow
 from loudou.deal import service as deal_service
-from loudou.deal.models import Deal
 from loudou.deal.schemas import DealClose, DealCreate, DealFields, DealMove, DealReopen, DealUpdate
 from loudou.demo import service as demo_service
 from loudou.pipeline import queries as pipeline_queries
+from tests.analytics.history import deal
 from tests.conftest import People, default_pipeline
 from tests.deal.test_service import relax
 
@@ -44,11 +44,6 @@ def stored_totals(db: Database) -> tuple[int, int, dict[str, int]]:
                   if k}
     return int(n or 0), int(seconds or 0), closed
 
-
-def deal(s: Any, deal_id: int) -> Deal:
-    found = s.get(Deal, deal_id)
-    assert found is not None
-    return found
 
 
 def test_flow_counters_follow_every_change(db: Database, people: People) -> None:

@@ -25,6 +25,7 @@ from loudou.deal import service as deal_service
 from loudou.deal.models import Deal
 from loudou.deal.schemas import DealClose, DealCreate, DealMove, DealReopen, DealUpdate
 from loudou.pipeline import queries as pipeline_queries
+from tests.analytics.history import deal
 from tests.conftest import People, default_pipeline
 from tests.deal.test_service import relax
 
@@ -54,11 +55,6 @@ def stored(db: Database) -> dict[str, Any]:
                                                                                  int(reasons[1] or 0)),
             "lost_stages": sorted((int(s), int(n)) for s, n in stages)}
 
-
-def deal(s: Session, deal_id: int) -> Deal:
-    found = s.get(Deal, deal_id)
-    assert found is not None
-    return found
 
 
 def test_tables_follow_every_change(db: Database, people: People) -> None:

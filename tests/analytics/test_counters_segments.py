@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from loudou.activity import service as activity_service
 from loudou.activity.models import ActivityKind
@@ -28,6 +27,7 @@ from loudou.deal.models import Deal
 from loudou.deal.schemas import DealClose, DealCreate, DealMove, DealReopen, DealUpdate
 from loudou.pipeline import queries as pipeline_queries
 from loudou.product.models import Product
+from tests.analytics.history import deal
 from tests.conftest import People, default_pipeline
 from tests.deal.test_service import relax
 
@@ -51,11 +51,6 @@ def stored(db: Database, table: sa.Table) -> dict[tuple[Any, ...], tuple[int, in
                         sorted(cycles + [int(c) for c in counters_segments.decode(row.cycles)]))
     return out
 
-
-def deal(s: Session, deal_id: int) -> Deal:
-    found = s.get(Deal, deal_id)
-    assert found is not None
-    return found
 
 
 def test_tables_follow_every_change(db: Database, people: People) -> None:

@@ -103,7 +103,18 @@ def cohort_key(values: dict[str, Any]) -> tuple[Any, ...]:
             values["channel_id"] or 0, int(values["reached_mask"] or 0), _status(values["status"]))
 
 
-_STATEMENTS: dict[tuple[str, str], Any] = {}
+#: Statements of the write paths, built once per dialect (every write runs them).
+_STATEMENTS: dict[tuple[str, str, str], Any] = {}
+
+
+def cached_statement(conn: Connection, owner: str, name: str, build: Callable[[str], Any]) -> Any:
+    """The statement ``owner`` (a module) calls ``name``, built by ``build(dialect name)``
+    on first use and kept: building a statement costs more than running it."""
+    key = (conn.dialect.name, owner, name)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = build(conn.dialect.name)
+    return stmt
 
 
 def upsert(conn: Connection, table: sa.Table, key: tuple[str, ...], sums: tuple[str, ...],
@@ -112,13 +123,13 @@ def upsert(conn: Connection, table: sa.Table, key: tuple[str, ...], sums: tuple[
     existing ones (``INSERT … ON CONFLICT DO UPDATE`` on SQLite and PostgreSQL)."""
     if not rows:
         return
-    dialect = conn.dialect.name
-    stmt = _STATEMENTS.get((dialect, table.name))
-    if stmt is None:  # built once per dialect and table: every write runs it
+
+    def build(dialect: str) -> Any:
         insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-        stmt = insert.on_conflict_do_update(
+        return insert.on_conflict_do_update(
             index_elements=list(key), set_={name: table.c[name] + getattr(insert.excluded, name) for name in sums})
-        _STATEMENTS[(dialect, table.name)] = stmt
+
+    stmt = cached_statement(conn, __name__, f"upsert {table.name}", build)
     # Run on the driver's cursor, in the same transaction: a stage change upserts four
     # counter rows, and SQLAlchemy's execution costs ~3× the driver's own (loudou.prepared).
     prepared = prepare(stmt, conn.dialect)

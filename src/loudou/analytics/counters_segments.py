@@ -187,16 +187,9 @@ def _contribution(row: Sequence[Any]) -> Contribution:
                         NO_CENTS if cents is None else int(cents))
 
 
-#: Statements of the write path, built once per dialect.
-_STATEMENTS: dict[tuple[str, str], Any] = {}
-
-
 def _statement(conn: Connection, name: str, build: Callable[[str], Any]) -> Any:
-    key = (conn.dialect.name, name)
-    stmt = _STATEMENTS.get(key)
-    if stmt is None:
-        stmt = _STATEMENTS[key] = build(conn.dialect.name)
-    return stmt
+    """A write-path statement of this module, built once per dialect."""
+    return counters.cached_statement(conn, __name__, name, build)
 
 
 def _stored_select(dialect: str) -> sa.Select[Any]:
