@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from loudou.analytics import counters, counters_flow, counters_outcomes, counters_value
+from loudou.analytics import counters, counters_flow, counters_outcomes, counters_segments, counters_value
 from loudou.db import Database
 from loudou.demo import service, writer
 from loudou.demo.counters import COVERED, write_counters
-from loudou.demo.generator import S_WON, DemoPlan
+from loudou.demo.generator import S_DISQ, S_LOST, S_WON, DemoPlan
 
 NOW = dt.datetime(2026, 1, 15, 9, 0, tzinfo=dt.UTC)
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$demo$demo"  # the real hash is slow and salted
@@ -26,7 +26,11 @@ HASH = "$argon2id$v=19$m=65536,t=3,p=4$demo$demo"  # the real hash is slow and s
 #: Every derived table the covered rebuilds write (the funnel's two, then the others').
 TABLES = (counters.cohort_counts, counters.stay_hours, counters_flow.stay_started, counters_flow.closed_counts,
           counters_outcomes.cells, counters_outcomes.lost_reasons, counters_outcomes.lost_stages,
-          counters_value.channel_counts, counters_value.closed_activities, counters_value.won_leads)
+          counters_value.channel_counts, counters_value.closed_activities, counters_value.won_leads,
+          counters_segments.products, counters_segments.industries)
+#: Packed arrays: how each table's binary column decodes.
+DECODE = {counters_segments.products.name: counters_segments.decode,
+          counters_segments.industries.name: counters_segments.decode}
 
 
 class Recorder:
@@ -46,8 +50,8 @@ class Recorder:
 
 def _value(column: sa.Column[Any], value: Any) -> Any:
     """A stored value in a form both databases give alike: dates as dates, amounts as
-    Decimals to the cent, a cell's records in sorted order (their order is no part of
-    the table's meaning)."""
+    Decimals to the cent, a cell's records and a segment row's cycles in sorted order
+    (their order is no part of the table's meaning)."""
     if value is None:
         return None
     if isinstance(column.type, sa.Date):
@@ -55,7 +59,7 @@ def _value(column: sa.Column[Any], value: Any) -> Any:
     if isinstance(column.type, sa.Numeric):
         return Decimal(str(value)).quantize(Decimal("0.01"))
     if isinstance(column.type, sa.LargeBinary):
-        return np.sort(counters_outcomes.decode(value)).tobytes()
+        return np.sort(DECODE.get(column.table.name, counters_outcomes.decode)(value)).tobytes()
     return value
 
 
@@ -111,6 +115,14 @@ def test_write_counters_equals_the_sql_rebuild(db: Database, monkeypatch: pytest
         # Every deal is counted once, and every won deal is a won lead.
         assert sum(n for n, _amount in funnel[0].values()) == deals
         assert len(written[counters_value.won_leads.name]) == int((plan.status == S_WON).sum()) > 0
+        # Every closed deal is in each segments table once; deals of companies have their
+        # industry, and won deals their cycles (the demo sets no product: product 0).
+        closed = int(np.isin(plan.status, [S_WON, S_LOST, S_DISQ]).sum())
+        by_industry = written[counters_segments.industries.name]
+        for table in (counters_segments.products, counters_segments.industries):
+            assert sum(row[6] for row in written[table.name]) == closed > 0
+        assert {row[4] for row in by_industry} - {counters_segments.NO_INDUSTRY}
+        assert any(row[9] for row in by_industry if row[5] == counters_segments.WON)
 
         # The same rows, value for value, as the SQL rebuild writes.
         counters.rebuild(conn)

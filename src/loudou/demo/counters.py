@@ -26,7 +26,11 @@ What makes the result equal to the SQL rebuild, key for key:
   computes from the stored timestamps: the exact length rounded half away from zero,
   except that SQLite's ``julianday`` works in floating point on milliseconds. Only when
   the exact length lies within a few milliseconds of half a second can the two differ:
-  those few deals (about 1%) have their cycle computed by the database itself.
+  those few deals (about 1%) have their cycle computed by the database itself, once
+  (:attr:`_Company.closed_cycle`, shared by the outcome cells and the segments);
+* a deal's industry is its company's, from the generator's company arrays (the labels
+  ``plan.companies()`` writes, without building that table's names and phones: 1 s at
+  1M deals); the generator writes no product on deals, so every deal has product 0.
 
 It runs on a connection to a database the demo has just been written into (the ambiguous
 cycles are read from its deals), in the caller's transaction. Keys, tables and helpers
@@ -51,7 +55,7 @@ from sqlalchemy.engine import Connection
 # Every domain's models, and with them every derived table's module: each registers its
 # rebuild in counters.REBUILDERS on import, and an uncovered one must still run.
 import loudou.models  # noqa: F401
-from loudou.analytics import counters, counters_flow, counters_outcomes, counters_value
+from loudou.analytics import counters, counters_flow, counters_outcomes, counters_segments, counters_value
 from loudou.deal.models import Deal, DealStatus
 from loudou.demo.generator import NO_TIME, US, Column, DemoPlan, Kind, TableData
 from loudou.demo.writer import NoProgress, Progress
@@ -98,6 +102,16 @@ def _times(table: TableData, name: str) -> IntArray:
     if column.kind is not Kind.TIME:
         raise TypeError(f"{table.name}.{name}: {column.kind} is not a time column")
     return np.asarray(column.data, dtype=np.int64)
+
+
+def _ints_or_missing(table: TableData, name: str, missing: int = 0) -> IntArray:
+    """:func:`_ints`, all ``missing`` when the generator does not write the column (the
+    database default: NULL)."""
+    try:
+        table.column(name)
+    except KeyError:
+        return np.full(table.n_rows, missing, dtype=np.int64)
+    return _ints(table, name, missing)
 
 
 def _codes(table: TableData, name: str) -> tuple[IntArray, list[str]]:
@@ -291,6 +305,7 @@ class _Company:
         self.consecutive = bool(len(self.ids)) and bool(np.array_equal(
             self.ids, self.ids[0] + np.arange(len(self.ids), dtype=np.int64)))
         self._closed_month: IntArray | None = None
+        self._closed_cycle: IntArray | None = None
         self._stays: tuple[IntArray, IntArray, IntArray, IntArray] | None = None
         self._kinds: tuple[IntArray, list[str]] | None = None
 
@@ -311,6 +326,16 @@ class _Company:
             has_time = self.closed_at != NO_TIME
             self._closed_month = np.where(has_time, _month(np.where(has_time, self.closed_at, 0)), -1)
         return self._closed_month
+
+    @property
+    def closed_cycle(self) -> IntArray:
+        """Each closed deal's cycle (:meth:`cycles`; 0 for the other deals), computed once:
+        the outcome cells and the segments both need it."""
+        if self._closed_cycle is None:
+            sel = np.flatnonzero(self.closed())
+            self._closed_cycle = np.zeros(len(self.ids), dtype=np.int64)
+            self._closed_cycle[sel] = self.cycles(sel)
+        return self._closed_cycle
 
     def status_values(self, codes: list[int]) -> list[str]:
         return [self.statuses[c] for c in codes]
@@ -451,7 +476,7 @@ def _outcomes(c: _Company) -> None:
     records = np.empty(len(sel), dtype=out.RECORD)
     records["day"] = _day_of_month(c.closed_at[sel])
     records["activities"] = c.activity_count[sel]
-    records["cycle"] = c.cycles(sel)
+    records["cycle"] = c.closed_cycle[sel]
     records["cents"] = np.where(c.cents[sel] >= 0, c.cents[sel], out.NO_CENTS)
     order = np.argsort(g.of, kind="stable")  # each cell's deals in id order
     bounds = np.concatenate([[0], np.cumsum(g.count())]).tolist()
@@ -528,6 +553,50 @@ def _datetimes(us: IntArray) -> list[dt.datetime | None]:
             for moment, missing in zip(naive, null.tolist(), strict=True)]
 
 
+# ---------------------------------------------------------------- segments: closed deals by product, by industry
+
+def _segments(c: _Company) -> None:
+    """``analytics_segment_products`` and ``analytics_segment_industries``
+    (``counters_segments.rebuild``): the closed deals handed to that module's own
+    :func:`~loudou.analytics.counters_segments.group` and
+    :func:`~loudou.analytics.counters_segments.replace`, as its
+    :func:`~loudou.analytics.counters_segments.closed_deals` reads them from the database."""
+    seg = counters_segments
+    sel = np.flatnonzero(c.closed(*(DealStatus(s) for s in seg.CLOSED)))
+    closed_index = np.array([seg.CLOSED.index(s) if s in seg.CLOSED else -1 for s in c.statuses], dtype=np.int64)
+    status = closed_index[c.status[sel]]
+    industry, industries = _industries(c)
+    cents = c.cents[sel]
+    seg.replace(c.conn, seg.group(seg.ClosedDeals(
+        month=c.closed_month[sel] + 1970 * 12,  # year × 12 + month − 1
+        pipeline=c.pipeline[sel], team=c.team[sel], owner=c.owner[sel],
+        product=_ints_or_missing(c.deals, "product_id")[sel],
+        industry=industry[sel], status=status,
+        cents=np.where(cents >= 0, cents, seg.NO_CENTS),
+        cycle=np.where(status == seg.CLOSED.index(seg.WON), c.closed_cycle[sel], 0),
+        industries=industries)))
+
+
+def _industries(c: _Company) -> tuple[IntArray, list[str]]:
+    """Each deal's company industry as a code (0: no company, or a blank industry, which
+    :mod:`~loudou.analytics.counters_segments` counts as none) and the industries by code,
+    the first ``NO_INDUSTRY``. Industries are the labels of the generator's pool, each
+    company one of them (``comp_industry``), as ``plan.companies()`` writes them; two
+    pool entries may share a label, which is then one code."""
+    plan = c.plan
+    labels = [industry.label for industry in plan.industries]
+    names = [counters_segments.NO_INDUSTRY,
+             *dict.fromkeys(label for label in labels if label not in (None, counters_segments.NO_INDUSTRY))]
+    code_of = {name: code for code, name in enumerate(names)}
+    pool_code = np.array([code_of.get(label, 0) for label in labels], dtype=np.int64)
+    company_ids = np.asarray(plan.comp_ids, dtype=np.int64)
+    if not len(company_ids):
+        return np.zeros(len(c.ids), dtype=np.int64), names
+    by_id = np.zeros(int(company_ids.max()) + 1, dtype=np.int64)  # index 0: no company
+    by_id[company_ids] = pool_code[np.asarray(plan.comp_industry, dtype=np.int64)]
+    return by_id[c.company], names
+
+
 # ---------------------------------------------------------------- the whole set
 
 #: The SQL rebuilds of ``counters.REBUILDERS`` this module replaces, and by what.
@@ -535,6 +604,7 @@ COVERED: dict[Callable[[Connection], None], Callable[[_Company], None]] = {
     counters_flow.rebuild: _flow,
     counters_outcomes.rebuild: _outcomes,
     counters_value.rebuild: _value,
+    counters_segments.rebuild: _segments,
 }
 
 
