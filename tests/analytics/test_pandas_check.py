@@ -250,7 +250,8 @@ def test_cohort_funnel(raw: Raw, period: tuple[str, str], strict: bool) -> None:
 def _segment_figures(group: pd.DataFrame) -> dict[str, Any]:
     won = group[group.status == "won"]
     lost = int((group.status == "lost").sum())
-    cycles = sorted(((won.closed - won.created).dt.total_seconds() / DAY_S).tolist())
+    # Whole seconds, as the sales-cycle report counts them (docs/analytics/segments.md).
+    cycles = [seconds / DAY_S for seconds in cycle_seconds(won)]
     with_amount = [a for a in won.amount if a is not None]
     return {
         "closed": len(group), "won": len(won), "lost": lost,
