@@ -313,17 +313,17 @@ PERIODS = [("2025-01-01", "2025-12-31"), ("2024-12-17", "2026-02-09"), ("2025-03
 
 @pytest.fixture
 def demo(db: Database) -> Database:
-    """A demo company whose deals also have products (the demo gives none), set by an
-    UPDATE statement through a session: the tables follow it."""
+    """A demo company (its deals have products, its teams regions), a quarter of whose
+    deals get another product by an UPDATE statement through a session: the tables follow it."""
     from loudou.demo import service as demo_service
 
     demo_service.run(db, 2500, 3, "zh", now=NOW, reset=True, password_hash="x")
     with db.session_scope() as s:
-        products = [Product(name=f"P{i}") for i in range(3)]
-        s.add_all(products)
+        # Products changed by a bulk UPDATE after the load: the tables follow it.
+        product = Product(name="P0")
+        s.add(product)
         s.flush()
-        for i, product in enumerate(products):
-            s.execute(sa.update(Deal).where(Deal.id % 4 == i).values(product_id=product.id))
+        s.execute(sa.update(Deal).where(Deal.id % 4 == 0).values(product_id=product.id))
     with db.engine.connect() as conn:
         assert set(counters_segments.check(conn).values()) == {0}
     return db
@@ -359,7 +359,10 @@ def test_table_answers_equal_the_deals(demo: Database, monkeypatch: pytest.Monke
     # The tables were used, and every dimension has groups.
     whole_year = fast[0]
     assert whole_year["totals"]["closed"] and all(whole_year["by_" + d.key] for d in segments.DIMENSIONS)
-    assert len(whole_year["by_product"]) == 4 and len(whole_year["by_segment"]) > 1
+    with demo.session_scope(write=False) as s:
+        n_products = s.scalar(sa.select(sa.func.count()).select_from(Product))
+    assert n_products == 15 and len(whole_year["by_product"]) == n_products  # the demo's 14 and P0
+    assert len(whole_year["by_segment"]) > 1 and len(whole_year["by_region"]) == 2
 
 
 def test_whole_months_read_no_deal(demo: Database, monkeypatch: pytest.MonkeyPatch) -> None:

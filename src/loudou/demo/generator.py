@@ -206,7 +206,7 @@ KINDS = [TransitionKind.create, TransitionKind.move, TransitionKind.win, Transit
 K_CREATE, K_MOVE, K_WIN, K_LOSE, K_DISQ, K_REOPEN = range(6)
 
 #: Tables in insertion (foreign key) order.
-TABLE_ORDER = ("teams", "users", "companies", "contacts", "channel_spend", "deals", "stage_transitions",
+TABLE_ORDER = ("teams", "users", "products", "companies", "contacts", "channel_spend", "deals", "stage_transitions",
                "activities", "tasks")
 
 
@@ -423,6 +423,10 @@ class DemoPlan:
     def _org(self) -> None:
         rng = self._rng("org")
         self.team_names = (pools.ZH_TEAMS if self.zh else pools.EN_TEAMS)[:N_TEAMS]
+        self.team_regions = (pools.ZH_REGIONS if self.zh else pools.EN_REGIONS)[:N_TEAMS]
+        self.product_names = pools.ZH_PRODUCTS if self.zh else pools.EN_PRODUCTS
+        self.product_lines = pools.ZH_PRODUCT_LINES if self.zh else pools.EN_PRODUCT_LINES
+        self.first_product_id = self.ref.first_id("products")
         team0 = self.ref.first_id("teams")
         self.team_ids = np.arange(team0, team0 + N_TEAMS, dtype=np.int64)
         n_users = 1 + N_TEAMS + N_TEAMS * REPS_PER_TEAM
@@ -721,7 +725,8 @@ class DemoPlan:
 
     def n_rows(self, table: str) -> int:
         return {
-            "teams": N_TEAMS, "users": len(self.user_ids), "companies": self.n_companies,
+            "teams": N_TEAMS, "users": len(self.user_ids), "products": len(self.product_names),
+            "companies": self.n_companies,
             "contacts": self.n_contacts, "deals": self.n, "stage_transitions": len(self.tr["deal"]),
             "activities": self.n_activities, "tasks": self.n_tasks(), "channel_spend": len(self.ref.channels)
             * len(self._months()),
@@ -740,7 +745,22 @@ class DemoPlan:
         return TableData("teams", N_TEAMS, [
             Column("id", Kind.INT, self.team_ids),
             Column("name", Kind.TEXT, list(self.team_names)),
+            Column("region", Kind.TEXT, list(self.team_regions)),
             Column("created_at", Kind.TIME, created),
+        ])
+
+    def products(self) -> TableData:
+        """What the deals sell: one product per title's product name, with its line and
+        list price (the deal amounts are drawn independently of it)."""
+        n = len(self.product_names)
+        return TableData("products", n, [
+            Column("id", Kind.INT, self.first_product_id + np.arange(n, dtype=np.int64)),
+            Column("name", Kind.TEXT, list(self.product_names)),
+            Column("series", Kind.TEXT, [line for line, _price in self.product_lines]),
+            Column("list_price", Kind.MONEY, np.array([price * 100 for _line, price in self.product_lines],
+                                                       dtype=np.int64)),
+            Column("is_active", Kind.CONST, value=True),
+            Column("created_at", Kind.TIME, self.start - 60 * DAY_US + np.zeros(n, dtype=np.int64)),
         ])
 
     def users(self) -> TableData:
@@ -839,8 +859,9 @@ class DemoPlan:
         check_pool = [json.dumps({str(s.id): sorted(s.checklist) for j, (_i, s) in enumerate(check_stages)
                                   if code >> j & 1}) for code in range(1 << len(check_stages))]
 
-        products = pools.ZH_PRODUCTS if self.zh else pools.EN_PRODUCTS
-        product = rng.integers(0, len(products), size=n).tolist()
+        products = self.product_names
+        product_idx = rng.integers(0, len(products), size=n)
+        product = product_idx.tolist()
         lead_city = rng.integers(0, len(self.cities), size=n).tolist()
         sep, lead_word = (" · ", "线索") if self.zh else (" – ", " lead")
         shorts = [self.brands[b][0] + (self.industries[i].word if self.zh else "")
@@ -861,6 +882,7 @@ class DemoPlan:
             Column("company_id", Kind.INT_NULL, self.deal_company),
             Column("contact_id", Kind.INT_NULL, self.deal_contact),
             Column("channel_id", Kind.INT, np.array([c.id for c in self.ref.channels])[self.deal_channel]),
+            Column("product_id", Kind.INT, self.first_product_id + product_idx),
             Column("amount", Kind.MONEY, amount_cents),
             Column("currency", Kind.CONST, value=self.currency),
             Column("expected_close_date", Kind.DATE, expected),

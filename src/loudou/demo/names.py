@@ -205,6 +205,22 @@ EN_PRODUCTS = [
 
 ZH_TEAMS = ["华东销售部", "华南销售部", "华北销售部", "西部销售部"]
 EN_TEAMS = ["East Sales", "South Sales", "North Sales", "West Sales"]
+#: The region of each team above: two teams per region, so a region report is not a
+#: team report under another name.
+ZH_REGIONS = ["南方大区", "南方大区", "北方大区", "北方大区"]
+EN_REGIONS = ["South & East", "South & East", "North & West", "North & West"]
+
+#: Product line and list price (yuan or dollars) of each product above, in the same order.
+ZH_PRODUCT_LINES = [
+    ("软件", 120_000), ("数据", 300_000), ("软件", 80_000), ("软件", 200_000), ("服务", 30_000),
+    ("服务", 150_000), ("软件", 60_000), ("订阅", 40_000), ("软件", 90_000), ("数据", 70_000),
+    ("软件", 50_000), ("数据", 180_000), ("软件", 100_000), ("服务", 45_000),
+]
+EN_PRODUCT_LINES = [
+    ("Software", 120_000), ("Data", 300_000), ("Software", 80_000), ("Software", 200_000), ("Services", 30_000),
+    ("Services", 150_000), ("Software", 60_000), ("Subscriptions", 40_000), ("Software", 90_000),
+    ("Data", 70_000), ("Software", 50_000), ("Data", 180_000), ("Software", 100_000), ("Services", 45_000),
+]
 
 # Chinese mobile prefixes (all valid for phonenumbers' CN metadata).
 ZH_MOBILE_PREFIXES = [
