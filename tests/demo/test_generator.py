@@ -307,7 +307,8 @@ def table_hashes(db: Database) -> dict[str, str]:
     out = {}
     for table, order in (("deals", "id"), ("stage_transitions", "deal_id, at"), ("activities", "id"),
                          ("companies", "id"), ("contacts", "id"), ("tasks", "deal_id, due_at"),
-                         ("channel_spend", "channel_id, month"), ("users", "id")):
+                         ("channel_spend", "channel_id, month"), ("users", "id"),
+                         ("search_terms", "kind, entity_id, term")):
         cols = "*" if table not in ("stage_transitions", "tasks", "channel_spend") else {
             "stage_transitions": "deal_id, kind, from_stage_id, to_stage_id, from_status, to_status, at, by_id, "
                                  "duration_s",

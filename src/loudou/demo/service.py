@@ -12,7 +12,6 @@ from loudou.db import Database
 from loudou.demo import writer
 from loudou.demo.generator import DEMO_PASSWORD, ChannelRef, DemoPlan, ReasonRef, Reference, StageRef
 from loudou.pipeline import queries as pipeline_queries
-from loudou.search import service as search_service
 
 
 class DemoRefused(Exception):
@@ -75,15 +74,16 @@ def run(
         progress.advance("generate", 1)
     if not reset:
         clash = (writer.existing(db, "users", "email", plan.user_emails)
-                 + writer.existing(db, "teams", "name", list(plan.team_names)))
+                 + writer.existing(db, "teams", "name", list(plan.team_names))
+                 + writer.existing(db, "products", "name", list(plan.product_names)))
         if clash:
             raise DemoRefused(f"the database already has {', '.join(clash)}; use --reset")
+    # The demo bypasses the services: the writer also writes the global search index, the
+    # rows ``search_service.rebuild_index`` would compute, from the generator's columns.
     writer.write(db, plan, progress, parallel=parallel)
     # The bulk writer tunes its SQLite connections (journal, locking); start afresh.
     db.engine.dispose()
-    # The demo bypasses the services, so the global search index is built in one pass.
-    search_service.rebuild_index(db, progress)
-    # ... and so are the analytics derived tables, computed from the plan's arrays.
+    # The analytics derived tables too are bypassed: computed from the plan's arrays.
     _write_counters(db, plan, progress)
     return plan
 

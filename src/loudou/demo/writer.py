@@ -13,16 +13,29 @@ indexes of the big tables are dropped and rebuilt after the load (a sorted bulk 
 far cheaper than maintaining them row by row). Their definitions come from the database
 catalog, so whatever the migrations created is rebuilt exactly as it was.
 
-Big SQLite loads (``PARALLEL_MIN_DEALS``) use the machine's second core: a worker process
-regenerates the same plan (generation is deterministic) and writes companies, contacts,
-deals, stage transitions (with their indexes) and a share of the activities into side
-files next to the database, while this process writes the other activities and builds
-their indexes; the side files are then copied in with ``INSERT INTO t SELECT * FROM
-side.t``, which SQLite executes as a raw record and index transfer (the "xfer
-optimisation": identical schemas, foreign keys off), and deleted.
+The global search index (``search_terms``) is part of the load: its rows are computed
+from the generator's own columns (company name, city, phone, e-mail; contact name, phone,
+e-mail; deal title; owners and teams) by ``loudou.search.bulk``, the code
+``search_service.rebuild_index`` runs over the written records, so they are the rows a
+rebuild would write, without reading ten million records back. Terms already indexed for
+the ids the demo takes are stale (records deleted behind the services' back) and go.
 
-PostgreSQL: ``COPY … FROM STDIN`` per table, then the id sequences are moved past the ids
-written. Both end with ``ANALYZE``.
+Big SQLite loads (``PARALLEL_MIN_DEALS``) use the machine's second core: a worker process
+regenerates the same plan (generation is deterministic) and writes into side files next
+to the database, one per table, each with its indexes (``SIDE_TABLES``: a share of the
+activities, the search index, stage transitions, companies, contacts), while this process
+writes the deals, the other activities and the small tables and builds their indexes.
+Each side file is copied in as soon as it is complete, between two index builds, with
+``INSERT INTO t SELECT * FROM side.t``, which SQLite executes as a raw transfer of records
+and index entries (the "xfer optimisation": identical schemas and indexes, foreign keys
+off): no decoding, sorting or checking, but still an append per entry (about 0.6 µs,
+against 1 to 3 µs per entry to build an index). The split keeps both processes busy
+until the end at 1M deals: the search index (computing terms, then its two indexes, the
+costliest per entry) is most of the worker's part, the indexes of the deals and of the
+activities most of this process's, and ``WORKER_ACTIVITY_SHARE`` evens them out.
+
+PostgreSQL: ``COPY … FROM STDIN`` per table and for the search index, then the id
+sequences are moved past the ids written. Both end with ``ANALYZE``.
 """
 
 from __future__ import annotations
@@ -45,6 +58,8 @@ import sqlalchemy as sa
 
 from loudou.db import Database
 from loudou.demo.generator import NO_TIME, TABLE_ORDER, US, Column, DemoPlan, Kind, Reference, TableData
+from loudou.search import bulk
+from loudou.search.models import SearchKind
 
 IntArray = npt.NDArray[np.int64]
 
@@ -55,17 +70,24 @@ ROWS_PER_STATEMENT = 256
 MAX_PARAMETERS = 32_766
 #: SQLite loads of at least this many deals are shared with a worker process.
 PARALLEL_MIN_DEALS = 100_000
-#: Tables whose secondary indexes are dropped during a serial load and rebuilt after it.
-REINDEXED_TABLES = ("companies", "contacts", "deals", "stage_transitions", "activities", "tasks")
-#: What the worker process writes in a parallel load (plus a share of the activities).
-WORKER_TABLES = ("companies", "contacts", "deals", "stage_transitions")
+#: Tables whose secondary indexes are dropped during a load and rebuilt after it.
+REINDEXED_TABLES = ("companies", "contacts", "deals", "stage_transitions", "activities", "tasks", "search_terms")
+#: What the worker process writes in a parallel load, in this order: its share of the
+#: activities first (this process needs them before it builds the activities' indexes),
+#: then the search index (its longest piece of work), the stage transitions, and the
+#: companies and contacts (built for the search index already), which are the quickest to
+#: copy: whatever the worker finishes last is copied while nothing else runs.
+SIDE_TABLES = ("activities", "search_terms", "stage_transitions", "companies", "contacts")
+WORKER_TABLES = SIDE_TABLES[1:]
+#: Share of the activity blocks the worker writes: what balances the two processes (the
+#: last blocks, so that the copied rows append to this process's). At 1M deals, 2 of 16.
+WORKER_ACTIVITY_SHARE = 0.125
 #: Tables written with explicit ids (their PostgreSQL sequences must be moved on).
-EXPLICIT_ID_TABLES = ("teams", "users", "companies", "contacts", "deals", "activities")
+EXPLICIT_ID_TABLES = ("teams", "users", "products", "companies", "contacts", "deals", "activities")
 #: Reference data kept by ``reset`` (with the migration version); every other table is emptied.
 KEPT_TABLES = {"pipelines", "stages", "lost_reasons", "channels", "alembic_version"}
-#: One side file per table the worker writes: each is read (and locked) by this process
-#: as soon as it is complete, while the worker goes on with the next.
-SIDE_TABLES = ("activities", *WORKER_TABLES)
+#: The generated tables the search index is computed from.
+SEARCH_SOURCES = {SearchKind.company: "companies", SearchKind.contact: "contacts", SearchKind.deal: "deals"}
 
 
 class Progress(Protocol):
@@ -260,6 +282,41 @@ def insert_parts(con: Any, parts: Iterable[TableData], progress: Progress, key: 
             progress.advance(key, b - a)
 
 
+def search_total(plan: DemoPlan) -> int:
+    """Records the search index is computed from (the unit of the "search" progress bar)."""
+    return sum(plan.n_rows(t) for t in SEARCH_SOURCES.values())
+
+
+def stale_search_terms(plan: DemoPlan) -> list[tuple[str, int]]:
+    """(kind, first id) of the ids the demo takes: whatever the index holds for them is
+    stale (the records were deleted without their terms), and would clash with the
+    demo's terms."""
+    return [(kind.value, plan.ref.first_id(table)) for kind, table in SEARCH_SOURCES.items()]
+
+
+def search_parts(plan: DemoPlan, progress: Progress, keep: dict[str, TableData] | None = None
+                 ) -> Iterator[bulk.TermRows]:
+    """The rows of ``search_terms`` for the plan's companies, contacts and deals, in primary
+    key order, a chunk of records at a time: what ``search_service.rebuild_index`` computes
+    from the written records (the same ``search.bulk`` code), computed from the generator's
+    columns instead of reading two million records back once they are written.
+
+    The source tables are built here (ints and strings: the same values for both
+    dialects); ``keep`` receives those the worker writes, which it then need not build
+    twice."""
+    for kind in bulk.KINDS:
+        name = SEARCH_SOURCES[kind]
+        table = next(plan.table_parts(name))
+        if keep is not None and name in WORKER_TABLES:
+            keep[name] = table
+        n = table.n_rows
+        words = bulk.term_lists(kind, [column_values(table.column(c), 0, n, "sqlite") for c in bulk.TEXT_COLUMNS[kind]],
+                                advance=lambda k: progress.advance("search", k))
+        ids, owners, teams = (column_values(table.column(c), 0, n, "sqlite") for c in ("id", "owner_id", "team_id"))
+        for a, b in _chunks(n):
+            yield bulk.TermRows.of(kind, ids[a:b], owners[a:b], teams[a:b], words[a:b])
+
+
 # --------------------------------------------------------------------------- database checks
 
 
@@ -321,12 +378,14 @@ def reset(db: Database) -> None:
 
 
 def write(db: Database, plan: DemoPlan, progress: Progress | None = None, *, parallel: bool | None = None) -> None:
-    """Insert every table of ``plan`` in one transaction, rebuild indexes, ANALYZE.
+    """Insert every table of ``plan`` and its search index rows in one transaction, rebuild
+    indexes, ANALYZE.
 
     ``parallel`` None decides by size: big SQLite loads share the work with a worker."""
     progress = progress or NoProgress()
     for t in TABLE_ORDER:
         progress.start(t, f"writing {t}", plan.n_rows(t))
+    progress.start("search", "indexing names for search", search_total(plan))
     if db.dialect == "postgresql":
         _write_postgresql(db, plan, progress)
         return
@@ -388,6 +447,8 @@ def _write_sqlite(db: Database, plan: DemoPlan, progress: Progress, parallel_pat
             for t, side in zip(SIDE_TABLES, sides, strict=True):
                 con.execute(f"ATTACH DATABASE ? AS demo_{t}", (str(side),))
         mine = [t for t in tables if worker is None or t not in WORKER_TABLES]
+        if worker is None:
+            mine.append("search_terms")
         rebuilt = [t for t in mine if t in REINDEXED_TABLES]
         # Deferred: BEGIN IMMEDIATE would also lock the attached side files the worker is
         # writing. The first statement writes, which takes the write lock on main alone.
@@ -395,26 +456,39 @@ def _write_sqlite(db: Database, plan: DemoPlan, progress: Progress, parallel_pat
         try:
             indexes = _index_sql(con, rebuilt)
             progress.start("indexes", "rebuilding indexes", sum(len(v) for v in indexes.values()))
+            if worker is not None:
+                progress.start("copy", "copying the worker's tables", len(SIDE_TABLES))
             for pairs in indexes.values():
                 for name, _sql in pairs:
                     con.execute(f'DROP INDEX "{name}"')
+            # Before the worker's rows are copied in: an empty index takes the transfer.
+            con.executemany("DELETE FROM search_terms WHERE kind = ? AND entity_id >= ?", stale_search_terms(plan))
             for t in mine:
+                if t == "search_terms":
+                    for rows in search_parts(plan, progress):
+                        bulk.insert_sqlite(con, rows)
+                    continue
                 blocks = range(worker.first_worker_block) if worker and t == "activities" else None
                 insert_parts(con, plan.table_parts(t, blocks), progress, t)
-            if worker is not None:
-                worker.wait_for("activities")
-                con.execute("INSERT INTO main.activities SELECT * FROM demo_activities.activities")
             con.execute("PRAGMA cache_size=-65536")  # small sorter runs build indexes faster
-            for t in rebuilt:
+            # The activities' indexes last: they need the worker's share of the rows, which
+            # leaves it time to write them.
+            for t in sorted(rebuilt, key=lambda name: name == "activities"):
+                if worker is not None and t == "activities":
+                    worker.copy(con, "activities", wait=True)
                 for _name, sql in indexes[t]:
-                    if worker is not None and worker.done:
-                        con.execute("PRAGMA threads=2")  # the second core is free again
+                    if worker is not None:
+                        # Whatever the worker has finished is copied between two builds,
+                        # while it goes on with the rest; once it is done, the builds
+                        # sort on the core it leaves free.
+                        worker.copy_ready(con)
+                        if worker.done:
+                            con.execute("PRAGMA threads=2")
                     con.execute(sql)
                     progress.advance("indexes", 1)
             if worker is not None:
-                for t in WORKER_TABLES:
-                    worker.wait_for(t)
-                    con.execute(f"INSERT INTO main.{t} SELECT * FROM demo_{t}.{t}")
+                for t in SIDE_TABLES:
+                    worker.copy(con, t, wait=True)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -436,6 +510,7 @@ def _write_sqlite(db: Database, plan: DemoPlan, progress: Progress, parallel_pat
                     Path(str(side) + suffix).unlink(missing_ok=True)
         if journal == "memory":
             con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA threads=0")
         con.execute("PRAGMA foreign_keys=ON")
         raw.close()
         db.engine.dispose()
@@ -463,7 +538,8 @@ class _Worker:
     """The second process of a parallel load, and a thread taking in its reports.
 
     The thread keeps the progress bars moving while this process is busy inside SQLite
-    (the GIL is released there), and tells which side files are complete."""
+    (the GIL is released there), and tells which side files are complete; ``copy`` brings
+    them into the database."""
 
     def __init__(self, process: multiprocessing.process.BaseProcess, messages: Any, first_block: int,
                  progress: Progress) -> None:
@@ -472,6 +548,7 @@ class _Worker:
         self.first_worker_block = first_block
         self.progress = progress
         self.ready: set[str] = set()
+        self.copied: set[str] = set()
         self.done = False
         self.error: str | None = None
         self.changed = threading.Condition()
@@ -489,8 +566,8 @@ class _Worker:
             password_hash=plan.password_hash, sides=[str(s) for s in sides],
             table_sql={t: _table_sql(con, t) for t in SIDE_TABLES},
             index_sql=_index_sql(con, WORKER_TABLES),
-            # The worker draws the second half of the activity blocks (same rows either way).
-            first_block=plan.n_blocks // 2,
+            # The worker draws the last activity blocks (same rows either way).
+            first_block=plan.n_blocks - round(plan.n_blocks * WORKER_ACTIVITY_SHARE),
             activity_block=plan.activity_block,
         )
         # The side files exist with their tables before ATTACH, so this connection sees them.
@@ -539,6 +616,29 @@ class _Worker:
                     raise RuntimeError(self.error)
                 self.changed.wait(timeout=1.0)
 
+    def copy(self, con: Any, table: str, *, wait: bool) -> bool:
+        """Copy side file ``table`` into the database (once), if it is complete or after
+        waiting for it; returns whether it is copied. ``INSERT INTO t SELECT * FROM side.t``
+        is SQLite's transfer optimisation: records and index entries are appended as they
+        are, in order, without being decoded, re-sorted or checked, which needs identical
+        schemas and indexes, no foreign key checks and (for a table without an integer
+        primary key, like ``search_terms``) an empty destination; otherwise SQLite falls
+        back to inserting row by row, slower but the same rows."""
+        if table in self.copied:
+            return True
+        if wait:
+            self.wait_for(table)
+        elif table not in self.ready:
+            return False
+        con.execute(f"INSERT INTO main.{table} SELECT * FROM demo_{table}.{table}")
+        self.copied.add(table)
+        self.progress.advance("copy", 1)
+        return True
+
+    def copy_ready(self, con: Any) -> None:
+        for table in SIDE_TABLES:
+            self.copy(con, table, wait=False)
+
     def stop(self) -> None:
         self.stopping = True
         if self.process.is_alive():
@@ -561,14 +661,20 @@ def _worker_main(spec: _WorkerSpec, messages: Any) -> None:
                 messages.put(("progress", key, n))
 
         forward = Forward()
+        built: dict[str, TableData] = {}  # tables the search index was computed from
         for side, t in zip(spec.sides, SIDE_TABLES, strict=True):
             con = sqlite3.connect(side, isolation_level=None)
             # A scratch file: no journal, no syncing.
             con.execute("PRAGMA journal_mode=OFF")
             _tune(con, 1 << 20)
             con.execute("BEGIN")
-            blocks = range(spec.first_block, plan.n_blocks) if t == "activities" else None
-            insert_parts(con, plan.table_parts(t, blocks), forward, t)
+            if t == "search_terms":
+                for rows in search_parts(plan, forward, built):
+                    bulk.insert_sqlite(con, rows)
+            else:
+                blocks = range(spec.first_block, plan.n_blocks) if t == "activities" else None
+                parts = [built.pop(t)] if t in built else plan.table_parts(t, blocks)
+                insert_parts(con, parts, forward, t)
             con.execute("PRAGMA cache_size=-65536")  # small sorter runs build indexes faster
             for _name, sql in spec.index_sql.get(t, []):
                 con.execute(sql)
@@ -588,7 +694,7 @@ def _write_postgresql(db: Database, plan: DemoPlan, progress: Progress) -> None:
     raw = db.engine.raw_connection()
     con: Any = raw.driver_connection
     tables = [t for t in TABLE_ORDER if plan.n_rows(t)]
-    rebuilt = [t for t in tables if t in REINDEXED_TABLES]
+    rebuilt = [t for t in (*tables, "search_terms") if t in REINDEXED_TABLES]
     try:
         with con.cursor() as cur:
             # Foreign key checks fire a trigger per row and reference; the generator keeps
@@ -613,6 +719,9 @@ def _write_postgresql(db: Database, plan: DemoPlan, progress: Progress) -> None:
                 cur.execute(f'DROP INDEX "{name}"')
             for t in tables:
                 _copy_parts(cur, plan.table_parts(t), progress, t)
+            cur.executemany("DELETE FROM search_terms WHERE kind = %s AND entity_id >= %s", stale_search_terms(plan))
+            for rows in search_parts(plan, progress):
+                bulk.copy_postgresql(cur, rows)
             for _name, sql in indexes:
                 cur.execute(sql)
                 progress.advance("indexes", 1)
@@ -622,7 +731,7 @@ def _write_postgresql(db: Database, plan: DemoPlan, progress: Progress) -> None:
         con.commit()
         progress.start("analyze", "analyzing", 1)
         with con.cursor() as cur:
-            cur.execute("ANALYZE " + ", ".join(tables))
+            cur.execute("ANALYZE " + ", ".join((*tables, "search_terms")))
         con.commit()
         progress.advance("analyze", 1)
     except BaseException:

@@ -4,14 +4,16 @@ Rule: every write that changes a deal's title, a company's or contact's name, ci
 phone or e-mail, or a record's owner or team, re-indexes that record in the same
 transaction (``index_deal``/``index_company``/``index_contact``), and every delete removes
 its terms (``remove``). ``rebuild_index`` recomputes the whole index from the records,
-after bulk loads that bypass the services (demo data, imports) or to repair drift.
+after bulk loads that bypass the services (imports) or to repair drift; the demo loader
+writes the same rows itself, from its generated columns, with the same code
+(``search.bulk``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -21,7 +23,7 @@ from loudou.company.models import Company
 from loudou.contact.models import Contact
 from loudou.db import Database
 from loudou.deal.models import Deal
-from loudou.search import terms
+from loudou.search import bulk, terms
 from loudou.search.models import SearchKind, SearchTerm
 
 log = logging.getLogger(__name__)
@@ -69,20 +71,7 @@ def remove_deal(session: Session, deal_id: int) -> None:
 
 # --------------------------------------------------------------------------- bulk rebuild
 
-_Source = tuple[SearchKind, Any, Sequence[Any], Callable[[Any], list[str]]]
-
-
-def _sources() -> list[_Source]:
-    """What each kind is indexed from: its table, the columns read, its terms."""
-    c, p, d = Company.__table__.c, Contact.__table__.c, Deal.__table__.c
-    return [
-        (SearchKind.company, Company.__table__, (c.id, c.owner_id, c.team_id, c.name, c.city, c.phone, c.email),
-         lambda r: terms.company_terms(r.name, r.city, r.phone, r.email)),
-        (SearchKind.contact, Contact.__table__, (p.id, p.owner_id, p.team_id, p.name, p.phone, p.email),
-         lambda r: terms.contact_terms(r.name, r.phone, r.email)),
-        (SearchKind.deal, Deal.__table__, (d.id, d.owner_id, d.team_id, d.title),
-         lambda r: terms.deal_terms(r.title)),
-    ]
+_MODELS: dict[SearchKind, Any] = {SearchKind.company: Company, SearchKind.contact: Contact, SearchKind.deal: Deal}
 
 
 def _chunks(conn: sa.Connection, table: Any, columns: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -98,25 +87,20 @@ def _chunks(conn: sa.Connection, table: Any, columns: Sequence[Any]) -> Iterator
         after = rows[-1].id
 
 
-_COLUMNS = ("kind", "entity_id", "term", "owner_id", "team_id")
-
-
-def _insert_rows(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+def _insert_rows(conn: sa.Connection, rows: bulk.TermRows) -> None:
     """Bulk insert on the driver: SQLAlchemy's per-row parameter processing cost ~8 µs a
     row, a minute for the eight million terms of a 1M-deal database. PostgreSQL gets COPY
-    (PERFORMANCE.md point 7), SQLite a plain executemany of tuples."""
+    (PERFORMANCE.md point 7), SQLite multi-row INSERTs (``bulk.insert_sqlite``)."""
     if conn.dialect.name == "postgresql":
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            with cursor.copy(f"COPY search_terms ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            bulk.copy_postgresql(cursor, rows)
         finally:
             cursor.close()
     elif conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(f"INSERT INTO search_terms ({', '.join(_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", rows)
+        bulk.insert_sqlite(conn.connection.driver_connection, rows)
     else:
-        conn.execute(sa.insert(_TABLE), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+        conn.execute(sa.insert(_TABLE), [dict(zip(bulk.COLUMNS, row, strict=True)) for row in rows.tuples()])
 
 
 class Progress(Protocol):
@@ -158,15 +142,21 @@ def _rebuild(conn: sa.Connection, progress: Progress | None) -> int:
         conn.exec_driver_sql("TRUNCATE search_terms")
     for index in _TABLE.indexes:
         conn.execute(sa.schema.DropIndex(index, if_exists=True))
-    sources = _sources()
     if progress is not None:
-        total = sum(conn.scalar(sa.select(sa.func.count()).select_from(table)) or 0 for _, table, _, _ in sources)
+        total = sum(conn.scalar(sa.select(sa.func.count()).select_from(_MODELS[kind].__table__)) or 0
+                    for kind in bulk.KINDS)
         progress.start("search", "indexing names for search", total)
     written = 0
-    for kind, table, columns, make in sources:
-        for records in _chunks(conn, table, columns):
-            rows = [(kind.value, r.id, w, r.owner_id, r.team_id) for r in records for w in make(r)]
-            if rows:
+    memo: dict[Any, list[str]] = {}  # deal titles repeat across chunks too
+    for kind in bulk.KINDS:
+        table = _MODELS[kind].__table__
+        texts = bulk.TEXT_COLUMNS[kind]
+        for records in _chunks(conn, table, [table.c.id, table.c.owner_id, table.c.team_id,
+                                             *(table.c[name] for name in texts)]):
+            columns = list(zip(*records, strict=True))
+            words = bulk.term_lists(kind, columns[3:], memo=memo)
+            rows = bulk.TermRows.of(kind, columns[0], columns[1], columns[2], words)
+            if len(rows):
                 _insert_rows(conn, rows)
                 written += len(rows)
             if progress is not None:

@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2026-11-28 05:00:00
 
 Written by hand. The table starts empty: ``loudou.search.service.rebuild_index`` fills it
-for data that existed before this revision (the demo loader calls it after a load).
+for data that existed before this revision (the demo loader writes the same rows itself).
 """
 
 from collections.abc import Sequence
