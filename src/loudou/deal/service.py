@@ -109,12 +109,18 @@ def _stage_of(session: Session, pipeline: Pipeline, stage_id: int, field: str = 
     return stage
 
 
+# Statements of the stage change built once (building a select costs more than running
+# it; a stage change is the most frequent write).
+_MOVE_TARGET = (sa.select(Stage, Pipeline).join(Pipeline, Pipeline.id == Stage.pipeline_id)
+                .where(Stage.id == sa.bindparam("stage_id")))
+_CLOSE_STAY = (sa.update(StageTransition)
+               .where(StageTransition.deal_id == sa.bindparam("b_deal"), StageTransition.duration_s.is_(None))
+               .values(duration_s=sa.bindparam("b_duration")))
+
+
 def _move_target(session: Session, deal: Deal, stage_id: int) -> tuple[Pipeline, Stage]:
-    """The deal's pipeline and the stage it moves to, read in one statement (a stage change
-    is the most frequent write: every statement saved is felt)."""
-    row = session.execute(
-        sa.select(Stage, Pipeline).join(Pipeline, Pipeline.id == Stage.pipeline_id).where(Stage.id == stage_id)
-    ).first()
+    """The deal's pipeline and the stage it moves to, read in one statement."""
+    row = session.execute(_MOVE_TARGET, {"stage_id": stage_id}).first()
     if row is None or row.Pipeline.id != deal.pipeline_id or not row.Stage.is_active:
         raise ValidationFailed(f"stage {stage_id} is not an open stage of pipeline {deal.pipeline_id}",
                                field="stage_id")
@@ -161,11 +167,8 @@ def _record_transition(
     if previous_entered_at is not None:
         # The time the deal spent in its previous state, stored once on that row.
         with session.no_autoflush:  # one UPDATE of the deal per change, at the final flush
-            session.execute(
-                sa.update(StageTransition)
-                .where(StageTransition.deal_id == deal.id, StageTransition.duration_s.is_(None))
-                .values(duration_s=max(0, int((at - previous_entered_at).total_seconds())))
-            )
+            session.execute(_CLOSE_STAY, {"b_deal": deal.id,
+                                          "b_duration": max(0, int((at - previous_entered_at).total_seconds()))})
     transition = StageTransition(
         deal_id=deal.id, pipeline_id=deal.pipeline_id, kind=kind,
         from_stage_id=from_stage_id, to_stage_id=to_stage.id,
