@@ -10,14 +10,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from loudou.analytics import counters_value
 from loudou.analytics.filters import ReportFilters, deal_conditions
 from loudou.analytics.funnel import resolve_pipeline
 from loudou.analytics.reports import Chart, Col, ReportSpec, Table, drill_params, register
 from loudou.analytics.reports import msg as _
 from loudou.auth.models import User
 from loudou.db import utcnow
-from loudou.deal.models import Deal, DealStatus
+from loudou.deal.models import DealStatus
 from loudou.pipeline import queries as pipeline_queries
+
+BOARD_INDEX = "ix_deals_open_board"
 
 DAY_S = 86_400
 
@@ -27,14 +30,18 @@ def snapshot_funnel(session: Session, viewer: User, filters: ReportFilters, now:
     pipeline = resolve_pipeline(session, filters.pipeline_id)
     stages = pipeline_queries.list_stages(session, pipeline.id)
     now = now or utcnow()
+    # The board's partial index of open deals (stage, status, entered, amount, owner, team,
+    # channel) answers on its own; it is named because with sampled statistics SQLite
+    # preferred an index that does not cover the query (10x slower at 1M deals). The stages
+    # imply the pipeline, and the status is written into the SQL so the partial index applies.
+    board = counters_value.via(BOARD_INDEX)
     stmt = (
-        sa.select(Deal.stage_id, sa.func.count(), sa.func.coalesce(sa.func.sum(Deal.amount), 0),
-                  sa.func.min(Deal.stage_entered_at))
-        # The stages imply the pipeline; naming them lets the board's partial index of open
-        # deals (stage, status, entered, amount, owner, team, channel) answer on its own.
-        .where(Deal.stage_id.in_([stage.id for stage in stages]), Deal.status == DealStatus.open,
-               *deal_conditions(viewer, filters, None))
-        .group_by(Deal.stage_id)
+        sa.select(board.c.stage_id, sa.func.count(), sa.func.coalesce(sa.func.sum(board.c.amount), 0),
+                  sa.func.min(board.c.stage_entered_at))
+        .where(board.c.stage_id.in_([stage.id for stage in stages]),
+               counters_value.status_in(board.c.status, DealStatus.open),
+               *board.adapt(deal_conditions(viewer, filters, None)))
+        .group_by(board.c.stage_id)
     )
     found = {int(stage_id): (int(n), float(amount or 0), oldest)
              for stage_id, n, amount, oldest in session.execute(stmt)}
