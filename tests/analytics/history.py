@@ -4,12 +4,17 @@ explicit times, then derive the rest with analytics.rebuild (as for an import)."
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from loudou.auth.models import User
+from loudou.db import Database
 from loudou.deal.models import Deal, DealStatus, StageTransition, TransitionKind
 from loudou.pipeline.models import Stage
 
@@ -70,3 +75,19 @@ def deal(session: Session, deal_id: int) -> Deal:
     found = session.get(Deal, deal_id)
     assert found is not None
     return found
+
+
+@contextmanager
+def recorded_statements(db: Database) -> Iterator[list[str]]:
+    """The SQL statements SQLAlchemy sends while the block runs (statements run on the
+    driver's cursor directly, such as the counter upserts, are not among them)."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)

@@ -22,7 +22,7 @@ from loudou.deal import service as deal_service
 from loudou.deal.schemas import DealClose, DealCreate, DealFields, DealMove, DealReopen, DealUpdate
 from loudou.demo import service as demo_service
 from loudou.pipeline import queries as pipeline_queries
-from tests.analytics.history import deal
+from tests.analytics.history import deal, recorded_statements
 from tests.conftest import People, default_pipeline
 from tests.deal.test_service import relax
 
@@ -113,25 +113,17 @@ def test_a_stage_change_writes_one_counter_row_and_reads_nothing_for_it(
     with db.session_scope() as s:
         stages = pipeline_queries.list_stages(s, default_pipeline(s).id)
         deal_id = deal_service.create_deal(s, people.carol, DealCreate(title="x")).id
-    statements: list[str] = []
     # Counter upserts run on the driver's cursor (no SQLAlchemy events): record them here.
     upserted: list[tuple[str, int]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
 
     def recording_upsert(conn: Any, table: sa.Table, *args: Any) -> None:
         upserted.append((table.name, len(args[-1])))
         counters.upsert(conn, table, *args)
 
     monkeypatch.setattr(counters_flow, "_upsert", recording_upsert)
-    sa.event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        with db.session_scope() as s:
-            d = deal(s, deal_id)
-            deal_service.move_deal(s, people.carol, deal_id, DealMove(stage_id=stages[1].id, version=d.version))
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", record)
+    with recorded_statements(db) as statements, db.session_scope() as s:
+        d = deal(s, deal_id)
+        deal_service.move_deal(s, people.carol, deal_id, DealMove(stage_id=stages[1].id, version=d.version))
     assert upserted == [("analytics_stay_started", 1)]
     assert statements and not [x for x in statements if "analytics_stay_started" in x or
                                "analytics_closed_counts" in x]

@@ -25,7 +25,7 @@ from loudou.deal import service as deal_service
 from loudou.deal.models import Deal
 from loudou.deal.schemas import DealClose, DealCreate, DealMove, DealReopen, DealUpdate
 from loudou.pipeline import queries as pipeline_queries
-from tests.analytics.history import deal
+from tests.analytics.history import deal, recorded_statements
 from tests.conftest import People, default_pipeline
 from tests.deal.test_service import relax
 
@@ -141,18 +141,9 @@ def test_open_deals_cost_no_statement(db: Database, people: People) -> None:
     with db.session_scope() as s:
         stages = pipeline_queries.list_stages(s, default_pipeline(s).id)
         deal_id = deal_service.create_deal(s, people.carol, DealCreate(title="a", amount=10)).id
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        with db.session_scope() as s:
-            d = deal(s, deal_id)
-            deal_service.move_deal(s, people.carol, d.id, DealMove(stage_id=stages[1].id, version=d.version))
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", record)
+    with recorded_statements(db) as seen, db.session_scope() as s:
+        d = deal(s, deal_id)
+        deal_service.move_deal(s, people.carol, d.id, DealMove(stage_id=stages[1].id, version=d.version))
     assert seen and not [q for q in seen if "analytics_outcome" in q]
 
 

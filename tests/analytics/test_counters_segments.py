@@ -27,7 +27,7 @@ from loudou.deal.models import Deal
 from loudou.deal.schemas import DealClose, DealCreate, DealMove, DealReopen, DealUpdate
 from loudou.pipeline import queries as pipeline_queries
 from loudou.product.models import Product
-from tests.analytics.history import deal
+from tests.analytics.history import deal, recorded_statements
 from tests.conftest import People, default_pipeline
 from tests.deal.test_service import relax
 
@@ -194,22 +194,13 @@ def test_open_deals_cost_no_statement(db: Database, people: People) -> None:
         deal_id = deal_service.create_deal(s, people.carol, DealCreate(title="a", amount=10,
                                                                        company_id=company.id)).id
         company_id = company.id
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        with db.session_scope() as s:
-            d = deal(s, deal_id)
-            deal_service.move_deal(s, people.carol, d.id, DealMove(stage_id=stages[1].id, version=d.version))
-            activity_service.log_activity(s, people.carol, ActivityCreate(kind=ActivityKind.call, deal_id=deal_id))
-            c = s.get(Company, company_id)
-            assert c is not None
-            company_service.update_company(s, people.alice, company_id, CompanyUpdate(version=c.version, name="S2"))
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", record)
+    with recorded_statements(db) as seen, db.session_scope() as s:
+        d = deal(s, deal_id)
+        deal_service.move_deal(s, people.carol, d.id, DealMove(stage_id=stages[1].id, version=d.version))
+        activity_service.log_activity(s, people.carol, ActivityCreate(kind=ActivityKind.call, deal_id=deal_id))
+        c = s.get(Company, company_id)
+        assert c is not None
+        company_service.update_company(s, people.alice, company_id, CompanyUpdate(version=c.version, name="S2"))
     assert seen and not [q for q in seen if "analytics_segment" in q]
 
 
